@@ -1,0 +1,36 @@
+"""wstrio: WebSocket server and client for Trio, one supervised nursery per connection."""
+
+from ._apps import echo
+from ._closecodes import CLOSE_TABLE, CloseCode, Closed, Ending
+from ._config import Config
+from ._errors import (
+    CloseConnection,
+    ConnectionClosed,
+    InternalError,
+    OutboxFull,
+    WstrioError,
+)
+from ._routes import Route
+from ._server import serve
+from ._session import Session, SessionStatistics
+from ._transport import Headers
+
+__all__ = [
+    "CLOSE_TABLE",
+    "CloseCode",
+    "CloseConnection",
+    "Closed",
+    "Config",
+    "ConnectionClosed",
+    "Ending",
+    "Headers",
+    "InternalError",
+    "OutboxFull",
+    "Route",
+    "Session",
+    "SessionStatistics",
+    "WstrioError",
+    "echo",
+    "serve",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,72 @@
+"""Per-connection settings, validated when the value is built.
+
+Timing constants, by how they relate (as in gorilla's chat example):
+
+* every ``ping_interval`` seconds the heartbeat sends a ping, and the pong must
+  arrive within ``ping_timeout``; so ``ping_timeout <= ping_interval``: at most
+  one ping is in flight, and a dead peer is noticed within
+  ``ping_interval + ping_timeout``;
+* ``write_timeout`` bounds one send to a peer that stopped reading;
+* ``close_timeout`` bounds the close handshake and, after the peer closed, how
+  long the handler may go on before it is cancelled;
+* ``handshake_timeout`` bounds the opening handshake;
+* ``shutdown_timeout`` bounds how long a stopping server waits for handlers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"Config.{attribute.name} must be a positive number, got {value!r}")
+
+
+def _positive_or_none(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _positive(instance, attribute, value)
+
+
+def _size(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"Config.{attribute.name} must be an int >= 1, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """Settings of one connection; shared by server and client sessions.
+
+    Sizes count messages (queues) or bytes (messages and buffers); times are
+    seconds. ``ping_interval=None`` turns the heartbeat off.
+    """
+
+    #: Seconds between keepalive pings (None: no heartbeat).
+    ping_interval: float | None = attrs.field(default=20.0, validator=_positive_or_none)
+    #: Seconds a ping may wait for its pong before the connection fails (1011).
+    ping_timeout: float = attrs.field(default=20.0, validator=_positive)
+    #: Seconds for the close handshake, and the handler's grace after the peer closed.
+    close_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Seconds one outgoing message may take to be written before the peer is dropped.
+    write_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Seconds a new connection has to finish its opening handshake.
+    handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Seconds a stopping server waits for handlers to finish before aborting them.
+    shutdown_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Received messages queued for the handler; a full inbox stops reading.
+    inbox_size: int = attrs.field(default=16, validator=_size)
+    #: Messages queued for sending; ``send`` waits and ``send_nowait`` raises when full.
+    outbox_size: int = attrs.field(default=64, validator=_size)
+    #: Largest incoming message, in bytes (characters for text); larger ones close with 1009.
+    max_message_size: int = attrs.field(default=2**20, validator=_size)
+    #: Bytes asked of the socket per read.
+    receive_buffer_size: int = attrs.field(default=65536, validator=_size)
+
+    def __attrs_post_init__(self) -> None:
+        if self.ping_interval is not None and self.ping_timeout > self.ping_interval:
+            raise ValueError(
+                f"Config.ping_timeout ({self.ping_timeout}) must not exceed "
+                f"ping_interval ({self.ping_interval}): a pong must be due before the next ping"
+            )

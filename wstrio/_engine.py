@@ -1,0 +1,76 @@
+"""The Transport over trio-websocket's public API (our protocol engine).
+
+Only public names of trio-websocket are used here: ``wrap_server_stream``,
+``WebSocketRequest.accept/reject`` and the ``WebSocketConnection`` methods.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+
+import trio
+import trio_websocket
+
+from ._closecodes import Ending
+from ._transport import ConnectionInfo, Message, TransportClosed
+
+#: trio-websocket closes with this reason when a message exceeds its limit.
+_TOO_BIG_PREFIX = "Exceeded maximum message size"
+
+
+def closed_from_engine(exc: trio_websocket.ConnectionClosed) -> TransportClosed:
+    """Translate trio-websocket's ConnectionClosed into our ending vocabulary."""
+    reason = exc.reason
+    if reason is None:  # the engine dropped the stream after a protocol error
+        return TransportClosed(Ending.PROTOCOL_ERROR, 1002, "protocol error")
+    text = reason.reason or ""
+    if reason.code == 1006:
+        return TransportClosed(Ending.PEER_VANISHED, 1006, text)
+    if reason.code == 1009 and text.startswith(_TOO_BIG_PREFIX):
+        return TransportClosed(Ending.MESSAGE_TOO_BIG, 1009, text)
+    return TransportClosed(Ending.PEER_CLOSED, reason.code, text)
+
+
+class EngineTransport:
+    """A :class:`~wstrio._transport.Transport` over a trio-websocket connection."""
+
+    def __init__(
+        self,
+        ws: trio_websocket.WebSocketConnection,
+        stream: trio.abc.Stream,
+        info: ConnectionInfo,
+    ) -> None:
+        self._ws = ws
+        self._stream = stream
+        self._info = info
+        self._ping_ids = itertools.count()
+
+    @property
+    def info(self) -> ConnectionInfo:
+        return self._info
+
+    async def receive(self) -> Message:
+        try:
+            return await self._ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            raise closed_from_engine(exc) from None
+
+    async def send(self, message: Message) -> None:
+        try:
+            await self._ws.send_message(message)
+        except trio_websocket.ConnectionClosed as exc:
+            raise closed_from_engine(exc) from None
+
+    async def ping(self) -> None:
+        payload = struct.pack("!Q", next(self._ping_ids))
+        try:
+            await self._ws.ping(payload)
+        except trio_websocket.ConnectionClosed as exc:
+            raise closed_from_engine(exc) from None
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.aclose(code, reason or None)
+
+    async def abort(self) -> None:
+        await trio.aclose_forcefully(self._stream)

@@ -1,0 +1,42 @@
+"""Exceptions users can meet. All derive from :class:`WstrioError`."""
+
+from __future__ import annotations
+
+from ._closecodes import check_close
+
+
+class WstrioError(Exception):
+    """Base class of every exception wstrio raises on purpose."""
+
+
+class ConnectionClosed(WstrioError):
+    """The connection is closed; ``code`` and ``reason`` say how it ended."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"connection closed: {self.code} {self.reason}".rstrip()
+
+
+class CloseConnection(WstrioError):
+    """Raise from a handler to close its connection with ``code`` and ``reason``.
+
+    Codes that may not be sent on the wire are refused with ValueError.
+    """
+
+    def __init__(self, code: int = 1000, reason: str = "") -> None:
+        code, reason = check_close(code, reason)
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+class OutboxFull(WstrioError):
+    """``send_nowait`` found the session's outbox full."""
+
+
+class InternalError(WstrioError):
+    """A bug in wstrio itself (never an expected ending): please report it."""

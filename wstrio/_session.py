@@ -1,0 +1,187 @@
+"""The handler's view of one connection: :class:`Session`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
+
+import attrs
+import trio
+
+from ._closecodes import QUIET_CODES, Closed, check_close
+from ._errors import ConnectionClosed, OutboxFull
+from ._transport import ConnectionInfo, Headers, Message
+
+if TYPE_CHECKING:
+    from ._supervisor import Supervisor
+
+
+@attrs.frozen
+class SessionStatistics:
+    """Counters of one session; bytes are payload bytes (UTF-8 for text)."""
+
+    messages_in: int
+    messages_out: int
+    bytes_in: int
+    bytes_out: int
+    inbox_used: int
+    inbox_size: int
+    outbox_used: int
+    outbox_size: int
+
+
+def payload_size(message: Message) -> int:
+    """Bytes the message occupies on the wire, before framing."""
+    if isinstance(message, str) and not message.isascii():
+        return len(message.encode("utf-8"))
+    return len(message)
+
+
+def _check_message(message: object) -> Message:
+    if isinstance(message, str | bytes):
+        return message
+    if isinstance(message, bytearray | memoryview):
+        return bytes(message)
+    raise TypeError(f"a message is str (text) or bytes (binary), not {type(message).__name__}")
+
+
+class Session:
+    """One WebSocket connection, as a handler sees it.
+
+    Messages are ``str`` (text frames) or ``bytes`` (binary frames). Sending
+    never writes to the socket directly: it queues into a bounded outbox that
+    the connection's writer task drains. Created by wstrio, never by users.
+    """
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        info: ConnectionInfo,
+        inbox: trio.MemoryReceiveChannel[Message],
+        outbox: trio.MemorySendChannel[Message],
+    ) -> None:
+        self._supervisor = supervisor
+        self._info = info
+        self._inbox = inbox
+        self._outbox = outbox
+        self._latency: float | None = None
+        self._query: Mapping[str, str] | None = None
+        self._messages_in = 0
+        self._messages_out = 0
+        self._bytes_in = 0
+        self._bytes_out = 0
+
+    # -- what the handshake carried -------------------------------------------------
+    @property
+    def path(self) -> str:
+        """The request path, without the query string (``"/ws/echo"``)."""
+        return self._info.path
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        """Query parameters; for a repeated name, the first value wins."""
+        if self._query is None:
+            parsed: dict[str, str] = {}
+            for key, value in parse_qsl(self._info.query, keep_blank_values=True):
+                parsed.setdefault(key, value)
+            self._query = parsed
+        return self._query
+
+    @property
+    def query_string(self) -> str:
+        """The raw query string, without the ``?``."""
+        return self._info.query
+
+    @property
+    def headers(self) -> Headers:
+        """The request headers (case-insensitive ``get`` and ``get_all``)."""
+        return self._info.headers
+
+    @property
+    def remote(self) -> tuple[str, int] | None:
+        """The peer's ``(host, port)``, or None when not on a socket."""
+        return self._info.remote
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The negotiated subprotocol, if any."""
+        return self._info.subprotocol
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds of the last ping's round trip (None before the first pong)."""
+        return self._latency
+
+    @property
+    def closed(self) -> Closed | None:
+        """How the connection ended, once it has; None while it is open."""
+        return self._supervisor.closed
+
+    # -- messages --------------------------------------------------------------------
+    def _closed_error(self) -> ConnectionClosed:
+        closed = self._supervisor.closed
+        if closed is None:  # pragma: no cover - channels close only after a decision
+            return ConnectionClosed(1006, "")
+        return ConnectionClosed(closed.code, closed.reason)
+
+    async def receive(self) -> Message:
+        """The next message; raises ConnectionClosed once the connection has ended."""
+        try:
+            return await self._inbox.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise self._closed_error() from None
+
+    def __aiter__(self) -> Session:
+        return self
+
+    async def __anext__(self) -> Message:
+        try:
+            return await self.receive()
+        except ConnectionClosed as exc:
+            if exc.code in QUIET_CODES:
+                raise StopAsyncIteration from None
+            raise
+
+    async def send(self, message: Message) -> None:
+        """Queue a message for sending; waits while the outbox is full."""
+        message = _check_message(message)
+        try:
+            await self._outbox.send(message)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise self._closed_error() from None
+
+    def send_nowait(self, message: Message) -> None:
+        """Queue a message for sending; raises OutboxFull instead of waiting."""
+        message = _check_message(message)
+        try:
+            self._outbox.send_nowait(message)
+        except trio.WouldBlock:
+            raise OutboxFull(f"outbox full ({self._outbox.statistics().max_buffer_size})") from None
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise self._closed_error() from None
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Flush the outbox, close with ``code`` and ``reason``, wait for the handshake."""
+        code, reason = check_close(code, reason)
+        await self._supervisor.close_from_handler(code, reason)
+
+    def statistics(self) -> SessionStatistics:
+        """Message and byte counters, and how full the queues are."""
+        inbox = self._inbox.statistics()
+        outbox = self._outbox.statistics()
+        return SessionStatistics(
+            messages_in=self._messages_in,
+            messages_out=self._messages_out,
+            bytes_in=self._bytes_in,
+            bytes_out=self._bytes_out,
+            inbox_used=inbox.current_buffer_used,
+            inbox_size=int(inbox.max_buffer_size),
+            outbox_used=outbox.current_buffer_used,
+            outbox_size=int(outbox.max_buffer_size),
+        )
+
+    def __repr__(self) -> str:
+        state = "open" if self.closed is None else f"closed {self.closed.code}"
+        return f"<wstrio.Session {self.path} {self.remote} {state}>"
+
