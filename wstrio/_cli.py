@@ -16,8 +16,14 @@ from ._config import Config
 from ._server import serve
 
 _DEFAULTS = Config()
-_SECONDS = ("ping_interval", "ping_timeout", "close_timeout", "write_timeout",
-            "handshake_timeout", "shutdown_timeout")
+_SECONDS = (
+    "ping_interval",
+    "ping_timeout",
+    "close_timeout",
+    "write_timeout",
+    "handshake_timeout",
+    "shutdown_timeout",
+)
 _SIZES = ("inbox_size", "outbox_size", "max_message_size", "receive_buffer_size")
 
 
@@ -25,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wstrio", description="WebSocket server for Trio.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve_cmd = commands.add_parser(
-        "serve", help="serve the echo endpoint (the default command)",
+        "serve",
+        help="serve the echo endpoint (the default command)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -34,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     for name in _SECONDS + _SIZES:
         kind = float if name in _SECONDS else int
         serve_cmd.add_argument(
-            "--" + name.replace("_", "-"), type=kind, default=getattr(_DEFAULTS, name),
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=getattr(_DEFAULTS, name),
             help=f"Config.{name}" + (" in seconds" if kind is float else ""),
         )
     return parser
@@ -44,13 +53,13 @@ async def _serve(args: argparse.Namespace, config: Config) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             port = await nursery.start(
-                functools.partial(serve, default_routes(), host=args.host, port=args.port,
-                                  config=config)
+                functools.partial(
+                    serve, default_routes(), host=args.host, port=args.port, config=config
+                )
             )
             print(f"wstrio listening on ws://{args.host}:{port}/ws/echo", flush=True)
             async for signum in signals:
-                logging.getLogger("wstrio").info(
-                    "%s: shutting down", signal.Signals(signum).name)
+                logging.getLogger("wstrio").info("%s: shutting down", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
 
@@ -60,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv.insert(0, "serve")
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         config = attrs.evolve(_DEFAULTS, **{n: getattr(args, n) for n in _SECONDS + _SIZES})
     except ValueError as exc:
@@ -70,7 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trio.run(_serve, args, config)
     except OSError as exc:
-        print(f"wstrio: cannot listen on {args.host}:{args.port}: {exc.strerror}",
-              file=sys.stderr)
+        print(f"wstrio: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
     return 0

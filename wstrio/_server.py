@@ -118,7 +118,9 @@ class _Server:
                 subprotocol=subprotocol,
             )
             supervisor = Supervisor(
-                EngineTransport(ws, stream, info), route.handler, config,
+                EngineTransport(ws, stream, info),
+                route.handler,
+                config,
                 accepts=route.accepted_type,
             )
             await self._supervise(supervisor)
@@ -137,8 +139,12 @@ class _Server:
             self.live.discard(supervisor)
         logger.info(
             "close %s from %s: %d %s (%s%s) after %.3fs",
-            session.path, _fmt(session.remote), closed.code, closed.reason or "-",
-            closed.ending.value, ", aborted" if closed.aborted else "",
+            session.path,
+            _fmt(session.remote),
+            closed.code,
+            closed.reason or "-",
+            closed.ending.value,
+            ", aborted" if closed.aborted else "",
             trio.current_time() - started,
         )
 

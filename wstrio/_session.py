@@ -184,4 +184,3 @@ class Session:
     def __repr__(self) -> str:
         state = "open" if self.closed is None else f"closed {self.closed.code}"
         return f"<wstrio.Session {self.path} {self.remote} {state}>"
-

@@ -64,9 +64,7 @@ class Supervisor:
         self._config = config
         self._accepts = accepts
         self._inbox_send, inbox_recv = trio.open_memory_channel[Message](config.inbox_size)
-        self._outbox_send, self._outbox_recv = trio.open_memory_channel[Message](
-            config.outbox_size
-        )
+        self._outbox_send, self._outbox_recv = trio.open_memory_channel[Message](config.outbox_size)
         self.session = Session(self, transport.info, inbox_recv, self._outbox_send)
         self.closed: Closed | None = None
         self.wire_closed = trio.Event()

@@ -1,0 +1,26 @@
+"""Small shared helpers for the test suite."""
+
+from __future__ import annotations
+
+import os
+
+import trio
+
+
+def count_tasks() -> int:
+    """Every task alive in this trio run, found by walking the task tree."""
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    todo = [root]
+    seen = 0
+    while todo:
+        task = todo.pop()
+        seen += 1
+        for nursery in task.child_nurseries:
+            todo.extend(nursery.child_tasks)
+    return seen
+
+
+def count_fds() -> int:
+    """Open file descriptors of this process."""
+    return len(os.listdir("/proc/self/fd"))
