@@ -24,3 +24,16 @@ def count_tasks() -> int:
 def count_fds() -> int:
     """Open file descriptors of this process."""
     return len(os.listdir("/proc/self/fd"))
+
+
+def task_names() -> list[str]:
+    """Names of every live task (for leak diagnostics)."""
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    todo, names = [root], []
+    while todo:
+        task = todo.pop()
+        names.append(task.name)
+        for nursery in task.child_nurseries:
+            todo.extend(nursery.child_tasks)
+    return sorted(names)

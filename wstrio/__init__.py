@@ -11,7 +11,7 @@ from ._errors import (
     WstrioError,
 )
 from ._routes import Route
-from ._server import serve
+from ._server import Server, ServerStatistics, serve
 from ._session import Session, SessionStatistics
 from ._transport import Headers
 
@@ -27,6 +27,8 @@ __all__ = [
     "InternalError",
     "OutboxFull",
     "Route",
+    "Server",
+    "ServerStatistics",
     "Session",
     "SessionStatistics",
     "WstrioError",

@@ -10,21 +10,27 @@ connection's task: the server keeps serving everyone else.
 
 from __future__ import annotations
 
-import functools
+import errno
 import logging
 import ssl
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import trio
 import trio_websocket
 
 from ._config import Config
 from ._engine import EngineTransport
-from ._routes import Route, Routes, resolve_routes
+from ._routes import Routes, resolve_routes
 from ._supervisor import Supervisor
 from ._transport import ConnectionInfo, Headers
 
 logger = logging.getLogger("wstrio.server")
+
+#: accept() errors that mean "out of resources for now", not "listener broken".
+_ACCEPT_CAN_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
 
 def _peer_address(stream: trio.abc.Stream) -> tuple[str, int] | None:
@@ -39,18 +45,94 @@ def _peer_address(stream: trio.abc.Stream) -> tuple[str, int] | None:
     return None
 
 
-class _Server:
-    def __init__(self, routes: dict[str, Route], config: Config) -> None:
-        self.routes = routes
+@attrs.frozen
+class ServerStatistics:
+    """What a server is doing now, and has done since it started."""
+
+    open_connections: int  # sessions being supervised
+    handshakes: int  # accepted TCP connections not yet (or never) upgraded
+    connections_total: int  # sessions supervised since start
+    closes_by_code: Mapping[int, int]  # how the finished sessions closed
+
+
+class Server:
+    """A WebSocket server for ``routes``; ``await nursery.start(server.run)``.
+
+    Most programs call :func:`serve`; a ``Server`` also lets them read
+    ``statistics()`` and ``await wait_idle()``.
+    """
+
+    def __init__(self, routes: Routes, *, config: Config = Config()) -> None:  # noqa: B008
+        self.routes = resolve_routes(routes)
         self.config = config
         self.live: set[Supervisor] = set()
         self.stopping = False
         self.active = 0
-        self.idle = trio.Event()
+        self._total = 0
+        self._closes: Counter[int] = Counter()
+        self._idle_waiters: list[trio.Event] = []
         self.done = trio.Event()
         self.connections: trio.Nursery | None = None
 
-    async def hold_connections(self, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+    def statistics(self) -> ServerStatistics:
+        """Connection counts, now and since start."""
+        return ServerStatistics(
+            open_connections=len(self.live),
+            handshakes=self.active - len(self.live),
+            connections_total=self._total,
+            closes_by_code=dict(self._closes),
+        )
+
+    async def wait_idle(self) -> None:
+        """Return once no connection (open or handshaking) is left."""
+        if self.active:
+            event = trio.Event()
+            self._idle_waiters.append(event)
+            await event.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def run(
+        self,
+        *,
+        host: str | None = "127.0.0.1",
+        port: int = 7777,
+        ssl_context: ssl.SSLContext | None = None,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen and serve until cancelled, then shut down gracefully; reports the port."""
+        listeners: list[Any] = list(await trio.open_tcp_listeners(port, host=host))
+        if ssl_context is not None:
+            listeners = [
+                trio.SSLListener(lst, ssl_context, https_compatible=True) for lst in listeners
+            ]
+        bound = _bound_port(listeners[0])
+        async with trio.open_nursery() as nursery:
+            connections = await nursery.start(self._hold_connections)
+            for listener in listeners:
+                nursery.start_soon(self._accept, listener, connections)
+            logger.info("listening on port %d", bound)
+            task_status.started(bound)
+            try:
+                await trio.sleep_forever()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._shut_down()
+
+    async def _accept(self, listener: trio.abc.Listener[Any], connections: trio.Nursery) -> None:
+        async with listener:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    if exc.errno not in _ACCEPT_CAN_RETRY:
+                        raise
+                    logger.error("accept failed (%s); retrying in 0.1 s", exc)
+                    await trio.sleep(0.1)
+                else:
+                    connections.start_soon(self._connection, stream)
+
+    async def _hold_connections(self, task_status: trio.TaskStatus[trio.Nursery]) -> None:
         """Own the (shielded) nursery every connection runs in."""
         async with trio.open_nursery() as nursery:
             nursery.cancel_scope.shield = True
@@ -58,32 +140,33 @@ class _Server:
             task_status.started(nursery)
             await self.done.wait()
 
-    async def shut_down(self) -> None:
+    async def _shut_down(self) -> None:
         """Stop: 1001 to every session, wait for handlers, then cancel the rest."""
         self.stopping = True
         for supervisor in list(self.live):
             supervisor.go_away()
-        if self.active:
-            with trio.move_on_after(self.config.shutdown_timeout + self.config.close_timeout):
-                await self.idle.wait()
+        with trio.move_on_after(self.config.shutdown_timeout + self.config.close_timeout):
+            await self.wait_idle()
         if self.connections is not None:
             self.connections.cancel_scope.cancel()
         self.done.set()
 
-    async def connection(self, stream: trio.abc.Stream) -> None:
+    async def _connection(self, stream: trio.abc.Stream) -> None:
         self.active += 1
         try:
-            await self._connection(stream)
+            await self._upgrade(stream)
         except Exception:
             logger.exception("wstrio bug while serving a connection (please report)")
         finally:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
             self.active -= 1
-            if self.stopping and self.active == 0:
-                self.idle.set()
+            if self.active == 0:
+                waiters, self._idle_waiters = self._idle_waiters, []
+                for event in waiters:
+                    event.set()
 
-    async def _connection(self, stream: trio.abc.Stream) -> None:
+    async def _upgrade(self, stream: trio.abc.Stream) -> None:
         config = self.config
         async with trio.open_nursery() as engine:
             request = None
@@ -131,12 +214,14 @@ class _Server:
         started = trio.current_time()
         logger.info("open %s from %s", session.path, _fmt(session.remote))
         self.live.add(supervisor)
+        self._total += 1
         try:
             if self.stopping:
                 supervisor.go_away()
             closed = await supervisor.run()
         finally:
             self.live.discard(supervisor)
+        self._closes[closed.code] += 1
         logger.info(
             "close %s from %s: %d %s (%s%s) after %.3fs",
             session.path,
@@ -168,25 +253,8 @@ async def serve(
     or to a :class:`Route`. With ``nursery.start`` it reports the bound port,
     so ``port=0`` works.
     """
-    server = _Server(resolve_routes(routes), config)
-    listeners: list[Any] = list(await trio.open_tcp_listeners(port, host=host))
-    if ssl_context is not None:
-        listeners = [trio.SSLListener(lst, ssl_context, https_compatible=True) for lst in listeners]
-    bound = _bound_port(listeners[0])
-    async with trio.open_nursery() as nursery:
-        connections = await nursery.start(server.hold_connections)
-        await nursery.start(
-            functools.partial(
-                trio.serve_listeners, server.connection, listeners, handler_nursery=connections
-            )
-        )
-        logger.info("listening on port %d", bound)
-        task_status.started(bound)
-        try:
-            await trio.sleep_forever()
-        finally:
-            with trio.CancelScope(shield=True):
-                await server.shut_down()
+    server = Server(routes, config=config)
+    await server.run(host=host, port=port, ssl_context=ssl_context, task_status=task_status)
 
 
 def _bound_port(listener: Any) -> int:
