@@ -108,14 +108,17 @@ class FakeTransport:
             await trio.sleep_forever()
         await trio.sleep(self.pong_delay)
 
-    async def close(self, code: int, reason: str) -> None:
-        if self._closed is None:
-            self.close_frames.append((code, reason))
-            self.wire.append(("close", code, reason))
-            self._closed = TransportClosed(Ending.PEER_CLOSED, code, reason)
+    async def close(self, code: int, reason: str) -> TransportClosed | None:
+        if self._closed is not None:
+            await trio.lowlevel.checkpoint()
+            return self._closed
+        self.close_frames.append((code, reason))
+        self.wire.append(("close", code, reason))
+        self._closed = TransportClosed(Ending.PEER_CLOSED, code, reason)
         if not (self.answers_close and self.reading):
             await trio.sleep_forever()
         await trio.lowlevel.checkpoint()
+        return None
 
     async def abort(self) -> None:
         self.aborted = True

@@ -69,8 +69,12 @@ class EngineTransport:
         except trio_websocket.ConnectionClosed as exc:
             raise closed_from_engine(exc) from None
 
-    async def close(self, code: int, reason: str) -> None:
+    async def close(self, code: int, reason: str) -> TransportClosed | None:
+        earlier = self._ws.closed
+        if earlier is not None:
+            return closed_from_engine(trio_websocket.ConnectionClosed(earlier))
         await self._ws.aclose(code, reason or None)
+        return None
 
     async def abort(self) -> None:
         await trio.aclose_forcefully(self._stream)

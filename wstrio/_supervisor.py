@@ -152,7 +152,10 @@ class Supervisor:
         if wire is Wire.CLOSE:
             self._close_started = True
             with trio.move_on_after(self._config.close_timeout) as scope:
-                await self._transport.close(closed.code, closed.reason)
+                earlier = await self._transport.close(closed.code, closed.reason)
+                if earlier is not None and earlier.ending is not closed.ending:
+                    closed = decide(earlier.ending, earlier.code, earlier.reason)
+                    self.closed = closed  # the wire wins: report what the peer saw
             aborted = scope.cancelled_caught
         if aborted or wire is Wire.ABORT:
             with trio.CancelScope(shield=True):

@@ -91,8 +91,14 @@ class Transport(Protocol):
         """Send a ping and return when its pong arrives; raises TransportClosed."""
         ...
 
-    async def close(self, code: int, reason: str) -> None:
-        """Send a close frame (unless one was sent) and wait for the peer's."""
+    async def close(self, code: int, reason: str) -> TransportClosed | None:
+        """Send a close frame and wait for the peer's.
+
+        Returns None when our frame went out; if the connection had already
+        ended (the peer's close was answered, the peer vanished, the engine
+        refused a message), sends nothing and returns how it ended: the wire
+        wins over the supervisor's decision.
+        """
         ...
 
     async def abort(self) -> None:
