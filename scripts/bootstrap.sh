@@ -1,0 +1,25 @@
+#!/bin/sh
+# Make .venv with wstrio installed: `sh scripts/bootstrap.sh` to run the server,
+# `sh scripts/bootstrap.sh test` for everything the test suite needs as well.
+# Works on a fresh Debian 12 (Python 3.11): installs python3-venv if it is missing.
+set -eu
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+apt_install() {
+    $SUDO apt-get update -q && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
+}
+
+if ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
+    apt_install python3-venv
+fi
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+
+if [ "${1:-}" = "test" ]; then
+    .venv/bin/python -m pip install -q -e '.[test]'
+else
+    .venv/bin/python -m pip install -q .
+fi
