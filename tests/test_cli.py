@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import subprocess
@@ -30,10 +31,8 @@ async def test_cli_serves_echo_and_stops_on_sigint() -> None:
                 await ws.send("ping me")
                 assert await ws.recv() == "ping me"
                 proc.send_signal(signal.SIGINT)
-                try:
+                with contextlib.suppress(ConnectionClosed):
                     await ws.recv()
-                except ConnectionClosed:
-                    pass
             assert (ws.close_code, ws.close_reason) == (1001, "going away")
             assert await proc.wait() == 0
             log = b""

@@ -17,7 +17,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_ruff_finds_nothing() -> None:
     """ruff reports no problem in the package, tests, examples or benchmarks."""
-    result = run("ruff", "check", "wstrio", "tests", "examples", "bench")
+    paths = [p for p in ("wstrio", "tests", "examples", "bench") if (ROOT / p).is_dir()]
+    result = run("ruff", "check", *paths)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
