@@ -235,3 +235,25 @@ async def test_200_connections_in_every_way_leave_no_task_or_fd(app: App) -> Non
     assert len(endings) >= 7
     assert task_names() == tasks
     assert count_fds() == fds
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [(b"\x81\x02hi", 1002), (b"\x83\x80abcd", 1002), (b"\x81\x82\x00\x00\x00\x00\xff\xfe", 1007)],
+    ids=["unmasked", "bad-opcode", "bad-utf8"],
+)
+async def test_protocol_errors_are_recorded_and_cost_nothing(
+    app: App, frame: bytes, code: int
+) -> None:
+    """Unparseable frames end the session with 1002/1007 recorded; the server carries on."""
+    peer = await RawPeer.connect(app.port)
+    await peer.stream.send_all(frame)
+    with trio.fail_after(5):
+        await peer.close_frame()
+    await peer.vanish()
+    await app.idle()
+    closed = app.sessions[0].closed
+    assert closed is not None and (closed.ending, closed.code) == (Ending.PROTOCOL_ERROR, code)
+    async with connect(app.url("/ws/echo")) as ws:
+        await ws.send("still here")
+        assert await ws.recv() == "still here"

@@ -116,7 +116,7 @@ CLOSE_TABLE: dict[Ending, Rule] = {
     Ending.WRITE_TIMEOUT: Rule(1006, "write timeout", Wire.ABORT, drain=False),
     Ending.MESSAGE_TOO_BIG: Rule(1009, "message too big", Wire.CLOSE, drain=False),
     Ending.UNSUPPORTED_DATA: Rule(1003, "unsupported data", Wire.CLOSE, drain=True),
-    Ending.PROTOCOL_ERROR: Rule(1002, "protocol error", Wire.CLOSE, drain=False),
+    Ending.PROTOCOL_ERROR: Rule(None, None, Wire.CLOSE, drain=False),  # 1002 or 1007
     Ending.GOING_AWAY: Rule(1001, "going away", Wire.CLOSE, drain=True),
     Ending.INTERNAL_ERROR: Rule(1011, "internal error", Wire.CLOSE, drain=False),
 }

@@ -17,6 +17,7 @@ from ._transport import ConnectionInfo, Message, TransportClosed
 
 #: trio-websocket closes with this reason when a message exceeds its limit.
 _TOO_BIG_PREFIX = "Exceeded maximum message size"
+_PARSE_FAILED_CODES = frozenset({1002, 1007})
 
 
 def closed_from_engine(exc: trio_websocket.ConnectionClosed) -> TransportClosed:
@@ -29,6 +30,11 @@ def closed_from_engine(exc: trio_websocket.ConnectionClosed) -> TransportClosed:
         return TransportClosed(Ending.PEER_VANISHED, 1006, text)
     if reason.code == 1009 and text.startswith(_TOO_BIG_PREFIX):
         return TransportClosed(Ending.MESSAGE_TOO_BIG, 1009, text)
+    if reason.code in _PARSE_FAILED_CODES:
+        # wsproto turns a frame it cannot parse into a close event with 1002/1007
+        # and trio-websocket then drops TCP without a close frame; a peer's own
+        # 1002/1007 close is reported the same way (the code is right either way).
+        return TransportClosed(Ending.PROTOCOL_ERROR, reason.code, text)
     return TransportClosed(Ending.PEER_CLOSED, reason.code, text)
 
 
