@@ -353,3 +353,13 @@ async def test_session_exposes_handshake_info(autojump_clock: trio.abc.Clock) ->
     await run(handler, FakeTransport(info=info))
     assert seen == [("/ws/chat", {"room": "lobby", "name": "ann"}, "http://a", ["1", "2"],
                      ("127.0.0.1", 5555), "chat.v1")]
+
+
+async def test_going_away_before_run_still_closes_1001(autojump_clock: trio.abc.Clock) -> None:
+    """A supervisor told to go away before it runs still sends 1001, once."""
+    fake = FakeTransport()
+    supervisor = Supervisor(fake, wait_forever, CONFIG)
+    supervisor.go_away()
+    closed = await supervisor.run()
+    assert closed == Closed(Ending.GOING_AWAY, 1001, "going away")
+    assert fake.close_frames == [(1001, "going away")]

@@ -89,6 +89,8 @@ class Supervisor:
                 nursery.start_soon(self._writer)
                 if self._config.ping_interval is not None:
                     nursery.start_soon(self._heartbeat)
+                if self.closed is not None:  # decided before run(): go_away() came early
+                    nursery.start_soon(self._finish_wire)
         except BaseException as exc:
             self._nursery = None
             bug = _non_cancel(exc)
