@@ -137,17 +137,26 @@ class Session:
 
     async def __anext__(self) -> Message:
         try:
-            return await self.receive()
-        except ConnectionClosed as exc:
+            return await self._inbox.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            exc = self._closed_error()
             if exc.code in QUIET_CODES:
                 raise StopAsyncIteration from None
-            raise
+            raise exc from None
 
     async def send(self, message: Message) -> None:
         """Queue a message for sending; waits while the outbox is full."""
-        message = _check_message(message)
+        if type(message) is not str and type(message) is not bytes:
+            message = _check_message(message)
         try:
-            await self._outbox.send(message)
+            # Fast path: room in the outbox means no wait. (Not a checkpoint then;
+            # the loop that sends yields once the outbox is full.)
+            self._outbox.send_nowait(message)
+        except trio.WouldBlock:
+            try:
+                await self._outbox.send(message)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                raise self._closed_error() from None
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise self._closed_error() from None
 

@@ -28,7 +28,6 @@ close runs shielded, still bounded. Expected endings are values
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Callable
 
 import attrs
@@ -197,7 +196,11 @@ class Supervisor:
                         self._decide(Ending.UNSUPPORTED_DATA)
                         return
                     session._messages_in += 1
-                    session._bytes_in += payload_size(message)
+                    session._bytes_in += (
+                        len(message)
+                        if type(message) is bytes or message.isascii()
+                        else payload_size(message)
+                    )
                     try:
                         inbox.send_nowait(message)
                     except trio.WouldBlock:
@@ -210,20 +213,37 @@ class Supervisor:
                 pass  # a decision closed the inbox
 
     async def _writer(self) -> None:
+        # Each send gets a fresh write deadline; it is never disarmed (that would
+        # cost a second deadline update per message). If it expires while the
+        # writer is idle, the writer simply starts over with a new scope.
         session = self.session
         timeout = self._config.write_timeout
+        outbox = self._outbox_recv
+        send = self._transport.send
         try:
-            with self._writer_scope, trio.CancelScope() as write_scope:
-                async for message in self._outbox_recv:
-                    write_scope.deadline = trio.current_time() + timeout
-                    self._in_send = True
-                    await self._transport.send(message)
-                    self._in_send = False
-                    write_scope.deadline = math.inf
-                    session._messages_out += 1
-                    session._bytes_out += payload_size(message)
-            if write_scope.cancelled_caught:
-                self._decide(Ending.WRITE_TIMEOUT)
+            with self._writer_scope:
+                while True:
+                    with trio.CancelScope() as write_scope:
+                        while True:
+                            try:
+                                message = outbox.receive_nowait()
+                            except trio.WouldBlock:
+                                message = await outbox.receive()
+                            write_scope.deadline = trio.current_time() + timeout
+                            self._in_send = True
+                            await send(message)
+                            self._in_send = False
+                            session._messages_out += 1
+                            session._bytes_out += (
+                                len(message)
+                                if type(message) is bytes or message.isascii()
+                                else payload_size(message)
+                            )
+                    if self._in_send:
+                        self._decide(Ending.WRITE_TIMEOUT)
+                        return
+        except trio.EndOfChannel:
+            pass  # a decision closed the outbox and it is drained
         except TransportClosed as exc:
             self._in_send = False
             self._decide(exc.ending, exc.code, exc.reason)
