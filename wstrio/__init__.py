@@ -10,7 +10,7 @@ from ._errors import (
     OutboxFull,
     WstrioError,
 )
-from ._routes import Route
+from ._routes import Route, Static
 from ._server import Server, ServerStatistics, serve
 from ._session import Session, SessionStatistics
 from ._transport import Headers
@@ -31,6 +31,7 @@ __all__ = [
     "ServerStatistics",
     "Session",
     "SessionStatistics",
+    "Static",
     "WstrioError",
     "echo",
     "serve",

@@ -15,7 +15,7 @@ Timing constants, by how they relate (as in gorilla's chat example):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -33,6 +33,18 @@ def _positive_or_none(instance: Any, attribute: attrs.Attribute[Any], value: Any
 def _size(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"Config.{attribute.name} must be an int >= 1, got {value!r}")
+
+
+def _origins(value: Any) -> tuple[str, ...] | Literal["*"] | None:
+    if value is None or value == "*":
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, str):
+        value = (value,)
+    origins = tuple(str(origin).rstrip("/").lower() for origin in value)
+    for origin in origins:
+        if "://" not in origin:
+            raise ValueError(f"Config.allowed_origins: {origin!r} is not scheme://host[:port]")
+    return origins
 
 
 @attrs.frozen(kw_only=True)
@@ -63,6 +75,15 @@ class Config:
     max_message_size: int = attrs.field(default=2**20, validator=_size)
     #: Bytes asked of the socket per read.
     receive_buffer_size: int = attrs.field(default=65536, validator=_size)
+    #: Largest HTTP request head; larger ones get 431 and the connection is closed.
+    max_header_bytes: int = attrs.field(default=16384, validator=_size)
+    #: Open WebSocket sessions at most; beyond, handshakes get 503 with Retry-After.
+    max_connections: int = attrs.field(default=10000, validator=_size)
+    #: Browser origins allowed to open WebSockets: None means same origin as the
+    #: Host header, ``"*"`` any origin, else a tuple of ``scheme://host[:port]``.
+    allowed_origins: tuple[str, ...] | Literal["*"] | None = attrs.field(
+        default=None, converter=_origins
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.ping_interval is not None and self.ping_timeout > self.ping_interval:

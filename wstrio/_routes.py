@@ -39,19 +39,39 @@ class Route:
         return None
 
 
-Routes = Mapping[str, Handler | Route]
+def _to_bytes(body: str | bytes) -> bytes:
+    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
 
 
-def resolve_routes(routes: Routes) -> dict[str, Route]:
-    """Normalise a mapping of path to handler or Route; refuse malformed paths."""
-    resolved: dict[str, Route] = {}
+@attrs.frozen
+class Static:
+    """Plain HTTP content served at a path (GET and HEAD), e.g. a browser page."""
+
+    body: bytes = attrs.field(converter=_to_bytes)
+    content_type: str = "text/html; charset=utf-8"
+
+
+Routes = Mapping[str, Handler | Route | Static]
+
+#: Paths the server answers itself.
+BUILTIN_PATHS = frozenset({"/healthz", "/metrics"})
+
+
+def resolve_routes(routes: Routes) -> tuple[dict[str, Route], dict[str, Static]]:
+    """Split routes into WebSocket routes and static content; refuse malformed ones."""
+    sockets: dict[str, Route] = {}
+    statics: dict[str, Static] = {}
     for path, target in routes.items():
         if not isinstance(path, str) or not path.startswith("/") or "?" in path:
             raise ValueError(f"route path must start with '/' and have no query: {path!r}")
-        if isinstance(target, Route):
-            resolved[path] = target
+        if path in BUILTIN_PATHS:
+            raise ValueError(f"{path} is served by wstrio itself")
+        if isinstance(target, Static):
+            statics[path] = target
+        elif isinstance(target, Route):
+            sockets[path] = target
         elif callable(target):
-            resolved[path] = Route(target)
+            sockets[path] = Route(target)
         else:
-            raise TypeError(f"route {path!r} must map to a handler or a Route, not {target!r}")
-    return resolved
+            raise TypeError(f"route {path!r} must map to a handler, Route or Static: {target!r}")
+    return sockets, statics

@@ -19,13 +19,12 @@ from typing import Any
 
 import attrs
 import trio
-import trio_websocket
 
+from ._closecodes import Ending
 from ._config import Config
-from ._engine import EngineTransport
+from ._front import serve_connection
 from ._routes import Routes, resolve_routes
 from ._supervisor import Supervisor
-from ._transport import ConnectionInfo, Headers
 
 logger = logging.getLogger("wstrio.server")
 
@@ -53,6 +52,14 @@ class ServerStatistics:
     handshakes: int  # accepted TCP connections not yet (or never) upgraded
     connections_total: int  # sessions supervised since start
     closes_by_code: Mapping[int, int]  # how the finished sessions closed
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    handler_errors: int = 0
+    slow_consumer_drops: int = 0
+    http_requests: int = 0
+    uptime: float = 0.0
 
 
 class Server:
@@ -63,8 +70,13 @@ class Server:
     """
 
     def __init__(self, routes: Routes, *, config: Config = Config()) -> None:  # noqa: B008
-        self.routes = resolve_routes(routes)
+        self.routes, self.statics = resolve_routes(routes)
         self.config = config
+        self.fronts: set[trio.CancelScope] = set()  # connections reading an HTTP request
+        self.http_requests = 0
+        self._finished = [0, 0, 0, 0]  # messages in/out, bytes in/out of ended sessions
+        self._handler_errors = 0
+        self._started = trio.current_time()
         self.live: set[Supervisor] = set()
         self.stopping = False
         self.active = 0
@@ -75,12 +87,26 @@ class Server:
         self.connections: trio.Nursery | None = None
 
     def statistics(self) -> ServerStatistics:
-        """Connection counts, now and since start."""
+        """Connection and message counts, now and since start."""
+        totals = list(self._finished)
+        for supervisor in self.live:
+            session = supervisor.session
+            totals[0] += session._messages_in
+            totals[1] += session._messages_out
+            totals[2] += session._bytes_in
+            totals[3] += session._bytes_out
         return ServerStatistics(
             open_connections=len(self.live),
             handshakes=self.active - len(self.live),
             connections_total=self._total,
             closes_by_code=dict(self._closes),
+            messages_in=totals[0],
+            messages_out=totals[1],
+            bytes_in=totals[2],
+            bytes_out=totals[3],
+            handler_errors=self._handler_errors,
+            http_requests=self.http_requests,
+            uptime=trio.current_time() - self._started,
         )
 
     async def wait_idle(self) -> None:
@@ -143,6 +169,8 @@ class Server:
     async def _shut_down(self) -> None:
         """Stop: 1001 to every session, wait for handlers, then cancel the rest."""
         self.stopping = True
+        for scope in list(self.fronts):
+            scope.cancel()  # requests not yet complete: 503 if under way, else close
         for supervisor in list(self.live):
             supervisor.go_away()
         with trio.move_on_after(self.config.shutdown_timeout + self.config.close_timeout):
@@ -154,7 +182,7 @@ class Server:
     async def _connection(self, stream: trio.abc.Stream) -> None:
         self.active += 1
         try:
-            await self._upgrade(stream)
+            await serve_connection(self, stream)
         except Exception:
             logger.exception("wstrio bug while serving a connection (please report)")
         finally:
@@ -166,50 +194,10 @@ class Server:
                 for event in waiters:
                     event.set()
 
-    async def _upgrade(self, stream: trio.abc.Stream) -> None:
-        config = self.config
-        async with trio.open_nursery() as engine:
-            request = None
-            with trio.move_on_after(config.handshake_timeout):
-                request = await trio_websocket.wrap_server_stream(
-                    engine,
-                    stream,
-                    message_queue_size=1,
-                    max_message_size=config.max_message_size,
-                    receive_buffer_size=config.receive_buffer_size,
-                )
-            if request is None:
-                engine.cancel_scope.cancel()
-                return
-            path, _, query = request.path.partition("?")
-            route = self.routes.get(path)
-            if route is None or self.stopping:
-                status, body = (503, b"server shutting down\n") if route else (404, b"not found\n")
-                with trio.move_on_after(config.close_timeout):
-                    await request.reject(status, body=body)
-                engine.cancel_scope.cancel()
-                return
-            subprotocol = route.choose_subprotocol(request.proposed_subprotocols)
-            ws = await request.accept(subprotocol=subprotocol)
-            info = ConnectionInfo(
-                path=path,
-                query=query,
-                headers=Headers(
-                    tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers)
-                ),
-                remote=_peer_address(stream),
-                subprotocol=subprotocol,
-            )
-            supervisor = Supervisor(
-                EngineTransport(ws, stream, info),
-                route.handler,
-                config,
-                accepts=route.accepted_type,
-            )
-            await self._supervise(supervisor)
-            engine.cancel_scope.cancel()
+    peer_address = staticmethod(_peer_address)
 
-    async def _supervise(self, supervisor: Supervisor) -> None:
+    async def supervise(self, supervisor: Supervisor) -> None:
+        """Run one session to its end, counted and logged."""
         session = supervisor.session
         started = trio.current_time()
         logger.info("open %s from %s", session.path, _fmt(session.remote))
@@ -222,6 +210,11 @@ class Server:
         finally:
             self.live.discard(supervisor)
         self._closes[closed.code] += 1
+        self._handler_errors += closed.ending is Ending.HANDLER_ERROR
+        for i, value in enumerate(
+            (session._messages_in, session._messages_out, session._bytes_in, session._bytes_out)
+        ):
+            self._finished[i] += value
         logger.info(
             "close %s from %s: %d %s (%s%s) after %.3fs",
             session.path,

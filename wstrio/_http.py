@@ -1,0 +1,178 @@
+"""The plain-HTTP front: read one request head with h11, answer it, or hand it on.
+
+Theory of operation: every accepted connection is HTTP/1.1 first. ``read_head``
+parses one request with h11, keeping every byte it read. A WebSocket upgrade is
+then handed to the engine by replaying those bytes through :class:`ReplayStream`
+(trio-websocket's public ``wrap_server_stream`` parses them again); anything
+else is answered here (health, metrics, static content, or an error status),
+and keep-alive lets the client send the next request on the same connection.
+"""
+
+from __future__ import annotations
+
+import email.utils
+
+import attrs
+import h11
+import trio
+
+#: Reason phrases for the statuses the front sends.
+REASONS = {
+    200: b"OK",
+    400: b"Bad Request",
+    403: b"Forbidden",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    426: b"Upgrade Required",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
+
+
+class BadRequest(Exception):
+    """The request cannot be served; answer ``status`` and close."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, message)
+        self.status = status
+        self.message = message
+
+
+@attrs.frozen
+class RequestHead:
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...]
+    raw: bytes  # every byte read for this request, to replay into the engine
+
+    @property
+    def path(self) -> str:
+        return self.target.partition("?")[0]
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key == wanted:
+                return value
+        return None
+
+    @property
+    def wants_websocket(self) -> bool:
+        upgrade = self.header("upgrade") or ""
+        return "websocket" in upgrade.lower()
+
+
+async def read_head(
+    conn: h11.Connection, stream: trio.abc.Stream, max_bytes: int
+) -> RequestHead | None:
+    """Read one request head (and a body up to ``max_bytes``); None on a clean EOF."""
+    raw = bytearray()
+    request: h11.Request | None = None
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise BadRequest(exc.error_status_hint, str(exc)) from None
+        if event is h11.NEED_DATA:
+            data = await stream.receive_some(65536)
+            if not data and request is None and not raw:
+                return None
+            raw += data
+            conn.receive_data(bytes(data))
+            continue
+        if isinstance(event, h11.Request):
+            request = event
+            if _is_upgrade(event):
+                break  # h11 pauses at the switch; the engine parses the rest
+        elif isinstance(event, h11.Data):
+            if len(raw) > max_bytes:
+                raise BadRequest(413, "request body too large")
+        elif isinstance(event, h11.EndOfMessage | type(h11.PAUSED)):
+            break
+        elif isinstance(event, h11.ConnectionClosed):
+            if request is None:
+                return None
+            raise BadRequest(400, "connection closed mid-request")
+    assert request is not None
+    headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers)
+    return RequestHead(
+        request.method.decode("ascii", "replace"),
+        request.target.decode("latin-1"),
+        headers,
+        bytes(raw),
+    )
+
+
+def _is_upgrade(request: h11.Request) -> bool:
+    return any(k.lower() == b"upgrade" for k, _ in request.headers)
+
+
+def response_bytes(
+    conn: h11.Connection,
+    status: int,
+    body: bytes = b"",
+    *,
+    content_type: str = "text/plain; charset=utf-8",
+    headers: tuple[tuple[str, str], ...] = (),
+    head_only: bool = False,
+    close: bool = False,
+) -> bytes:
+    """Serialise a whole response through h11 (so keep-alive stays consistent)."""
+    all_headers = [
+        ("Content-Type", content_type),
+        ("Content-Length", str(len(body))),
+        ("Date", email.utils.formatdate(usegmt=True)),
+        ("Server", "wstrio"),
+        *headers,
+    ]
+    if close:
+        all_headers.append(("Connection", "close"))
+    out = conn.send(
+        h11.Response(status_code=status, headers=all_headers, reason=REASONS.get(status, b""))
+    )
+    assert out is not None
+    if body and not head_only:
+        out += conn.send(h11.Data(data=body)) or b""
+    out += conn.send(h11.EndOfMessage()) or b""
+    return out
+
+
+def raw_response(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """A complete response for when h11's state is unusable (bad or oversized input)."""
+    body = (message.rstrip("\n") + "\n").encode("utf-8", "replace")
+    lines = [
+        f"HTTP/1.1 {status} {REASONS.get(status, b'').decode()}",
+        "Content-Type: text/plain; charset=utf-8",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        "Server: wstrio",
+        *(f"{k}: {v}" for k, v in headers),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class ReplayStream(trio.abc.Stream):
+    """A stream that first returns ``prefix``, then reads from ``inner``."""
+
+    def __init__(self, inner: trio.abc.Stream, prefix: bytes) -> None:
+        self.inner = inner
+        self._prefix = prefix
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if self._prefix:
+            await trio.lowlevel.checkpoint()
+            size = len(self._prefix) if max_bytes is None else max_bytes
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return data
+        return await self.inner.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
