@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._server import Server
 
 _READ_METHODS = ("GET", "HEAD")
+_VERSION_13 = (("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"))
 
 
 async def serve_connection(server: Server, stream: trio.abc.Stream) -> None:
@@ -125,7 +126,7 @@ def _refusal(server: Server, head: RequestHead) -> tuple[int, str, tuple[tuple[s
     if "upgrade" not in (head.header("connection") or "").lower():
         return 400, "Connection: Upgrade is missing", ()
     if head.header("sec-websocket-version") != "13":
-        return 426, "only WebSocket version 13 is spoken", (("Sec-WebSocket-Version", "13"),)
+        return 426, "only WebSocket version 13 is spoken", _VERSION_13
     try:
         key = base64.b64decode(head.header("sec-websocket-key") or "", validate=True)
     except binascii.Error:

@@ -84,6 +84,9 @@ async def read_head(
             continue
         if isinstance(event, h11.Request):
             request = event
+            size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+            if size > max_bytes:  # h11 only limits heads that arrive in pieces
+                raise BadRequest(431, "request head too large")
             if _is_upgrade(event):
                 break  # h11 pauses at the switch; the engine parses the rest
         elif isinstance(event, h11.Data):
