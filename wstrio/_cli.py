@@ -6,6 +6,7 @@ import argparse
 import functools
 import logging
 import signal
+import ssl
 import sys
 
 import attrs
@@ -24,7 +25,14 @@ _SECONDS = (
     "handshake_timeout",
     "shutdown_timeout",
 )
-_SIZES = ("inbox_size", "outbox_size", "max_message_size", "receive_buffer_size")
+_SIZES = (
+    "inbox_size",
+    "outbox_size",
+    "max_message_size",
+    "receive_buffer_size",
+    "max_header_bytes",
+    "max_connections",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +45,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve_cmd.add_argument("--port", type=int, default=7777, help="port to listen on (0: any)")
+    serve_cmd.add_argument("--certfile", help="PEM certificate chain: serve wss:// and https://")
+    serve_cmd.add_argument("--keyfile", help="PEM private key (default: in --certfile)")
     serve_cmd.add_argument("--log-level", default="INFO", help="logging level")
+    serve_cmd.add_argument(
+        "--allowed-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="browser origin allowed to connect (repeatable; '*' for any; default: same origin)",
+    )
     for name in _SECONDS + _SIZES:
         kind = float if name in _SECONDS else int
         serve_cmd.add_argument(
@@ -49,15 +65,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve(args: argparse.Namespace, config: Config) -> None:
+def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.certfile:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.certfile, args.keyfile)
+    return context
+
+
+async def _serve(args: argparse.Namespace, config: Config, tls: ssl.SSLContext | None) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             port = await nursery.start(
                 functools.partial(
-                    serve, default_routes(), host=args.host, port=args.port, config=config
+                    serve,
+                    default_routes(),
+                    host=args.host,
+                    port=args.port,
+                    config=config,
+                    ssl_context=tls,
                 )
             )
-            print(f"wstrio listening on ws://{args.host}:{port}/ws/echo", flush=True)
+            scheme = "wss" if tls else "ws"
+            print(f"wstrio listening on {scheme}://{args.host}:{port}/ws/echo", flush=True)
             async for signum in signals:
                 logging.getLogger("wstrio").info("%s: shutting down", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
@@ -73,12 +103,20 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        config = attrs.evolve(_DEFAULTS, **{n: getattr(args, n) for n in _SECONDS + _SIZES})
+        fields = {n: getattr(args, n) for n in _SECONDS + _SIZES}
+        if args.allowed_origin:
+            fields["allowed_origins"] = "*" if "*" in args.allowed_origin else args.allowed_origin
+        config = attrs.evolve(_DEFAULTS, **fields)
     except ValueError as exc:
         print(f"wstrio: {exc}", file=sys.stderr)
         return 2
     try:
-        trio.run(_serve, args, config)
+        tls = _ssl_context(args)
+    except (OSError, ssl.SSLError) as exc:
+        print(f"wstrio: cannot load the certificate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        trio.run(_serve, args, config, tls)
     except OSError as exc:
         print(f"wstrio: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
