@@ -126,6 +126,7 @@ async def test_peer_close_is_echoed_and_recorded(app: App) -> None:
     assert ws.close_code == 4001
     await app.idle()
     assert app.sessions[0].closed == Closed(Ending.PEER_CLOSED, 4001, "client bye")
+    assert app.sessions[0].remote is not None and app.sessions[0].remote[0] == "127.0.0.1"
 
 
 async def test_vanished_peer_records_1006(app: App) -> None:
