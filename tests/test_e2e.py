@@ -246,11 +246,12 @@ async def test_200_connections_in_every_way_leave_no_task_or_fd(app: App) -> Non
 async def test_protocol_errors_are_recorded_and_cost_nothing(
     app: App, frame: bytes, code: int
 ) -> None:
-    """Unparseable frames end the session with 1002/1007 recorded; the server carries on."""
+    """Unparseable frames: the peer gets a 1002/1007 close frame; the server carries on."""
     peer = await RawPeer.connect(app.port)
     await peer.stream.send_all(frame)
     with trio.fail_after(5):
-        await peer.close_frame()
+        received = await peer.close_frame()
+    assert received is not None and received[0] == code
     await peer.vanish()
     await app.idle()
     closed = app.sessions[0].closed

@@ -144,4 +144,4 @@ def decide(ending: Ending, code: int | None = None, reason: str | None = None) -
     if final_code is None:
         raise ValueError(f"{ending.value} needs a close code")
     final_reason = rule.reason if rule.reason is not None else (reason or "")
-    return Closed(ending, final_code, final_reason)
+    return Closed(ending, int(final_code), final_reason)

@@ -6,6 +6,7 @@ Only public names of trio-websocket are used here: ``wrap_server_stream``,
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import struct
 
@@ -36,6 +37,11 @@ def closed_from_engine(exc: trio_websocket.ConnectionClosed) -> TransportClosed:
         # 1002/1007 close is reported the same way (the code is right either way).
         return TransportClosed(Ending.PROTOCOL_ERROR, reason.code, text)
     return TransportClosed(Ending.PEER_CLOSED, reason.code, text)
+
+
+def _short(reason: str) -> bytes:
+    """A close reason cut to fit a control frame (123 bytes), on a UTF-8 boundary."""
+    return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
 
 
 class EngineTransport:
@@ -77,10 +83,17 @@ class EngineTransport:
 
     async def close(self, code: int, reason: str) -> TransportClosed | None:
         earlier = self._ws.closed
-        if earlier is not None:
-            return closed_from_engine(trio_websocket.ConnectionClosed(earlier))
-        await self._ws.aclose(code, reason or None)
-        return None
+        if earlier is None:
+            await self._ws.aclose(code, reason or None)
+            return None
+        ended = closed_from_engine(trio_websocket.ConnectionClosed(earlier))
+        if ended.ending is Ending.PROTOCOL_ERROR:
+            # trio-websocket gave up without telling the peer: send the close
+            # frame it did not (server frames are unmasked, RFC 6455 5.1).
+            payload = struct.pack("!H", ended.code) + _short(ended.reason)
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self._stream.send_all(bytes((0x88, len(payload))) + payload)
+        return ended
 
     async def abort(self) -> None:
         await trio.aclose_forcefully(self._stream)

@@ -157,7 +157,10 @@ def raw_response(status: int, message: str, headers: tuple[tuple[str, str], ...]
 
 
 class ReplayStream(trio.abc.Stream):
-    """A stream that first returns ``prefix``, then reads from ``inner``."""
+    """A stream that first returns ``prefix``, then reads from ``inner``.
+
+    Closing it leaves ``inner`` open: its owner (the server) closes it.
+    """
 
     def __init__(self, inner: trio.abc.Stream, prefix: bytes) -> None:
         self.inner = inner
@@ -178,4 +181,8 @@ class ReplayStream(trio.abc.Stream):
         await self.inner.wait_send_all_might_not_block()
 
     async def aclose(self) -> None:
-        await self.inner.aclose()
+        # The engine closes its stream when it gives up on a connection (after a
+        # protocol error, without a close frame). The socket stays open until the
+        # server is done with it, so wstrio can still send that frame.
+        self._prefix = b""
+        await trio.lowlevel.checkpoint()
