@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
+import trio.testing
 from fakes import FakeTransport
 from helpers import count_tasks
 
@@ -363,3 +364,22 @@ async def test_going_away_before_run_still_closes_1001(autojump_clock: trio.abc.
     closed = await supervisor.run()
     assert closed == Closed(Ending.GOING_AWAY, 1001, "going away")
     assert fake.close_frames == [(1001, "going away")]
+
+
+async def test_stale_write_deadline_does_not_abort_a_reading_peer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A write deadline that expires while the writer is idle costs nothing."""
+    config = wstrio.Config(ping_interval=None, close_timeout=5, write_timeout=3)
+
+    async def handler(session: wstrio.Session) -> None:
+        await session.send("one")
+        await trio.sleep(2.9)
+        session.send_nowait("two")  # wakes the writer...
+        autojump_clock.jump(0.2)  # ...in the same pass as the old deadline expires
+        await trio.sleep(1)
+        await session.send("three")
+
+    closed, fake = await run(handler, config=config)
+    assert closed == Closed(Ending.HANDLER_RETURNED, 1000, "")
+    assert fake.wire == ["one", "two", "three", ("close", 1000, "")]

@@ -213,22 +213,30 @@ class Supervisor:
                 pass  # a decision closed the inbox
 
     async def _writer(self) -> None:
-        # Each send gets a fresh write deadline; it is never disarmed (that would
-        # cost a second deadline update per message). If it expires while the
-        # writer is idle, the writer simply starts over with a new scope.
+        # Each send gets a fresh write deadline; it is not disarmed after the send
+        # (that would cost a second deadline update per message). If it expires
+        # while the writer is idle, the writer starts over with a new scope,
+        # keeping the message it may have just taken.
         session = self.session
         timeout = self._config.write_timeout
         outbox = self._outbox_recv
         send = self._transport.send
+        held: Message | None = None
         try:
             with self._writer_scope:
                 while True:
                     with trio.CancelScope() as write_scope:
                         while True:
-                            try:
-                                message = outbox.receive_nowait()
-                            except trio.WouldBlock:
-                                message = await outbox.receive()
+                            if held is not None:
+                                message, held = held, None
+                            else:
+                                try:
+                                    message = outbox.receive_nowait()
+                                except trio.WouldBlock:
+                                    message = await outbox.receive()
+                            if write_scope.cancel_called:  # stale deadline: new scope
+                                held = message
+                                break
                             write_scope.deadline = trio.current_time() + timeout
                             self._in_send = True
                             await send(message)
