@@ -383,3 +383,60 @@ async def test_stale_write_deadline_does_not_abort_a_reading_peer(
     closed, fake = await run(handler, config=config)
     assert closed == Closed(Ending.HANDLER_RETURNED, 1000, "")
     assert fake.wire == ["one", "two", "three", ("close", 1000, "")]
+
+
+async def test_close_connection_from_a_child_task_is_honoured(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CloseConnection raised in the handler's own nursery still closes with its code."""
+
+    async def handler(session: wstrio.Session) -> None:
+        async def child() -> None:
+            raise wstrio.CloseConnection(4000, "bye")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(child)
+            await trio.sleep_forever()
+
+    closed, fake = await run(handler)
+    assert closed == Closed(Ending.HANDLER_CLOSED, 4000, "bye")
+    assert fake.close_frames == [(4000, "bye")]
+    assert "raised" not in caplog.text
+
+
+async def test_peer_close_seen_by_a_child_task_is_not_an_error(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ConnectionClosed in a group, after cleanup sends in a grace cancel, is no error."""
+
+    async def handler(session: wstrio.Session) -> None:
+        async def reader() -> None:
+            try:
+                while True:
+                    await session.receive()
+            finally:
+                await session.send("bye")  # raises ConnectionClosed: the peer is gone
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            await trio.sleep_forever()
+
+    fake = FakeTransport()
+    fake.peer_close(1000)
+    closed, _ = await run(handler, fake)
+    assert closed == Closed(Ending.PEER_CLOSED, 1000, "")
+    assert "raised" not in caplog.text
+
+
+async def test_keyboard_interrupt_in_a_handler_is_passed_on(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """KeyboardInterrupt from a handler is not swallowed nor wrapped; 1011 is still sent."""
+
+    async def handler(session: wstrio.Session) -> None:
+        raise KeyboardInterrupt
+
+    fake = FakeTransport()
+    with pytest.raises(KeyboardInterrupt):
+        await Supervisor(fake, handler, CONFIG).run()
+    assert fake.close_frames == [(1011, "internal error")]

@@ -28,7 +28,7 @@ close runs shielded, still bounded. Expected endings are values
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import attrs
 import trio
@@ -92,13 +92,16 @@ class Supervisor:
                     nursery.start_soon(self._finish_wire)
         except BaseException as exc:
             self._nursery = None
-            bug = _non_cancel(exc)
+            bug = _split(exc, trio.Cancelled)[1]
             self._decide(Ending.GOING_AWAY if bug is None else Ending.INTERNAL_ERROR)
             with trio.CancelScope(shield=True):
                 await self._finish_wire()
-            if bug is not None:
-                raise InternalError(f"bug in wstrio's connection supervisor: {bug!r}") from exc
-            raise
+            if bug is None:
+                raise
+            fatal = [e for e in _leaves(bug) if not isinstance(e, Exception)]
+            if fatal:  # KeyboardInterrupt or SystemExit from a handler: pass it on
+                raise fatal[0] from None
+            raise InternalError(f"bug in wstrio's connection supervisor: {bug!r}") from exc
         self._nursery = None
         assert self.closed is not None
         return self.closed
@@ -172,17 +175,34 @@ class Supervisor:
         with self._handler_scope:
             try:
                 await self._handler(self.session)
-            except CloseConnection as exc:
-                self._decide(Ending.HANDLER_CLOSED, exc.code, exc.reason)
-            except ConnectionClosed:
-                if self.closed is None:  # not ours: some other connection's
-                    logger.exception("handler for %s raised", self.session.path)
-                    self._decide(Ending.HANDLER_ERROR)
-            except Exception:
-                logger.exception("handler for %s raised", self.session.path)
-                self._decide(Ending.HANDLER_ERROR)
+            except BaseException as exc:  # classified below; Cancelled goes on
+                cancelled, rest = _split(exc, trio.Cancelled)
+                if rest is not None:
+                    self._handler_raised(rest)
+                if cancelled is not None:
+                    raise cancelled from None
             else:
                 self._decide(Ending.HANDLER_RETURNED)
+
+    def _handler_raised(self, exc: BaseException) -> None:
+        """Decide from what the handler (or a task in its nursery) raised."""
+        leaves = list(_leaves(exc))
+        fatal = [leaf for leaf in leaves if not isinstance(leaf, Exception)]
+        if fatal:  # KeyboardInterrupt, SystemExit: not ours to swallow
+            raise exc
+        closes = [leaf for leaf in leaves if isinstance(leaf, CloseConnection)]
+        ours = self.closed is not None
+        errors = [
+            leaf
+            for leaf in leaves
+            if not isinstance(leaf, CloseConnection)
+            and not (isinstance(leaf, ConnectionClosed) and ours)
+        ]
+        if errors:
+            logger.error("handler for %s raised", self.session.path, exc_info=exc)
+            self._decide(Ending.HANDLER_ERROR)
+        elif closes:
+            self._decide(Ending.HANDLER_CLOSED, closes[0].code, closes[0].reason)
 
     async def _reader(self) -> None:
         session = self.session
@@ -278,11 +298,18 @@ class Supervisor:
                 self._decide(exc.ending, exc.code, exc.reason)
 
 
-def _non_cancel(exc: BaseException) -> BaseException | None:
-    """The part of ``exc`` that is not a Cancelled, or None."""
-    if isinstance(exc, trio.Cancelled):
-        return None
+def _split(
+    exc: BaseException, kind: type[BaseException]
+) -> tuple[BaseException | None, BaseException | None]:
+    """(the part of ``exc`` that is ``kind``, the rest), either may be None."""
     if isinstance(exc, BaseExceptionGroup):
-        _, rest = exc.split(trio.Cancelled)
-        return rest
-    return exc
+        return exc.split(kind)
+    return (exc, None) if isinstance(exc, kind) else (None, exc)
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
