@@ -259,3 +259,17 @@ async def test_protocol_errors_are_recorded_and_cost_nothing(
     async with connect(app.url("/ws/echo")) as ws:
         await ws.send("still here")
         assert await ws.recv() == "still here"
+
+
+async def test_ping_crossing_our_close_is_contained(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ping that crosses our close frame (trio-websocket fails on it) costs one socket."""
+    peer = await RawPeer.connect(app.port, "/ws/close?code=4000&reason=x")
+    with trio.fail_after(5):
+        assert await peer.close_frame() == (4000, "x")
+    await peer.stream.send_all(b"\x89\x80\x00\x00\x00\x00")  # a masked, empty ping
+    await app.idle()
+    await peer.vanish()
+    assert app.server.statistics().closes_by_code == {4000: 1}
+    assert "bug" not in caplog.text

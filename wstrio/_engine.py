@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import struct
+from collections.abc import Awaitable, Callable
 
 import trio
 import trio_websocket
 
 from ._closecodes import Ending
 from ._transport import ConnectionInfo, Message, TransportClosed
+
+logger = logging.getLogger("wstrio.engine")
 
 #: trio-websocket closes with this reason when a message exceeds its limit.
 _TOO_BIG_PREFIX = "Exceeded maximum message size"
@@ -42,6 +46,27 @@ def closed_from_engine(exc: trio_websocket.ConnectionClosed) -> TransportClosed:
 def _short(reason: str) -> bytes:
     """A close reason cut to fit a control frame (123 bytes), on a UTF-8 boundary."""
     return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+
+
+class GuardedNursery:
+    """What ``wrap_server_stream`` gets instead of a nursery: it starts the
+    engine's reader task so that an error inside trio-websocket (for example
+    wsproto refusing to answer a ping that crossed our close frame) drops this
+    connection's socket instead of tearing down the connection's task tree."""
+
+    def __init__(self, nursery: trio.Nursery, stream: trio.abc.Stream) -> None:
+        self._nursery = nursery
+        self._stream = stream
+
+    def start_soon(self, fn: Callable[[], Awaitable[object]], *args: object) -> None:
+        self._nursery.start_soon(self._guard, fn)
+
+    async def _guard(self, fn: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await fn()
+        except Exception as exc:
+            logger.warning("trio-websocket failed on a connection; dropping it: %r", exc)
+            await trio.aclose_forcefully(self._stream)
 
 
 class EngineTransport:

@@ -18,7 +18,7 @@ import h11
 import trio
 import trio_websocket
 
-from ._engine import EngineTransport
+from ._engine import EngineTransport, GuardedNursery
 from ._http import BadRequest, ReplayStream, RequestHead, raw_response, read_head, response_bytes
 from ._metrics import PROMETHEUS_CONTENT_TYPE, health_json, prometheus_text
 from ._supervisor import Supervisor
@@ -166,7 +166,7 @@ async def _upgrade(
         request = None
         with trio.move_on_after(config.handshake_timeout):
             request = await trio_websocket.wrap_server_stream(
-                engine,
+                GuardedNursery(engine, stream),  # type: ignore[arg-type]
                 ReplayStream(stream, head.raw),
                 message_queue_size=1,
                 max_message_size=config.max_message_size,
