@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from ._closecodes import check_close
 
 
@@ -40,3 +42,20 @@ class OutboxFull(WstrioError):
 
 class InternalError(WstrioError):
     """A bug in wstrio itself (never an expected ending): please report it."""
+
+
+def split_group(
+    exc: BaseException, kind: type[BaseException]
+) -> tuple[BaseException | None, BaseException | None]:
+    """(the part of ``exc`` that is ``kind``, the rest), either may be None."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(kind)
+    return (exc, None) if isinstance(exc, kind) else (None, exc)
+
+
+def leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from leaves(inner)
+    else:
+        yield exc

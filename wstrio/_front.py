@@ -52,10 +52,13 @@ async def serve_connection(server: Server, stream: trio.abc.Stream) -> None:
         if head is None:
             return
         if head.wants_websocket:
-            await _upgrade(server, conn, stream, head)
+            await _upgrade(server, stream, head)
             return
         server.http_requests += 1
-        await stream.send_all(_answer(server, conn, head))
+        with trio.move_on_after(config.write_timeout) as write_scope:
+            await stream.send_all(_answer(server, conn, head))
+        if write_scope.cancelled_caught:  # the client does not read its answer
+            return
         if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
             return
         conn.start_next_cycle()
@@ -137,7 +140,7 @@ def _refusal(server: Server, head: RequestHead) -> tuple[int, str, tuple[tuple[s
         return 403, "origin not allowed", ()
     if server.stopping:
         return 503, "server shutting down", (("Retry-After", "5"),)
-    if len(server.live) >= server.config.max_connections:
+    if len(server.live) + server.upgrading >= server.config.max_connections:
         return 503, "too many connections", (("Retry-After", "1"),)
     return 0, "", ()
 
@@ -153,13 +156,19 @@ def _origin_allowed(server: Server, head: RequestHead) -> bool:
     return origin.rstrip("/").lower() in allowed
 
 
-async def _upgrade(
-    server: Server, conn: h11.Connection, stream: trio.abc.Stream, head: RequestHead
-) -> None:
+async def _upgrade(server: Server, stream: trio.abc.Stream, head: RequestHead) -> None:
     status, message, headers = _refusal(server, head)
     if status:
         await _send_quietly(server, stream, raw_response(status, message, headers))
         return
+    server.upgrading += 1  # counts against max_connections until supervised
+    try:
+        await _hand_to_engine(server, stream, head)
+    finally:
+        server.upgrading -= 1
+
+
+async def _hand_to_engine(server: Server, stream: trio.abc.Stream, head: RequestHead) -> None:
     route = server.routes[head.path]
     config = server.config
     async with trio.open_nursery() as engine:
@@ -190,7 +199,11 @@ async def _upgrade(
             config,
             accepts=route.accepted_type,
         )
-        await server.supervise(supervisor)
+        server.upgrading -= 1
+        try:
+            await server.supervise(supervisor)
+        finally:
+            server.upgrading += 1  # undone by _upgrade
         engine.cancel_scope.cancel()
 
 

@@ -74,6 +74,7 @@ class Server:
         self.config = config
         self.fronts: set[trio.CancelScope] = set()  # connections reading an HTTP request
         self.http_requests = 0
+        self.upgrading = 0  # WebSocket handshakes past the front, not yet supervised
         self._finished = [0, 0, 0, 0]  # messages in/out, bytes in/out of ended sessions
         self._handler_errors = 0
         self._started = trio.current_time()
@@ -183,6 +184,8 @@ class Server:
         self.active += 1
         try:
             await serve_connection(self, stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            logger.debug("connection lost: %r", exc)  # a reset client: nothing to report
         except Exception:
             logger.exception("wstrio bug while serving a connection (please report)")
         finally:

@@ -28,14 +28,14 @@ close runs shielded, still bounded. Expected endings are values
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
 
 from ._closecodes import CLOSE_TABLE, Closed, Ending, Wire, decide
 from ._config import Config
-from ._errors import CloseConnection, ConnectionClosed, InternalError
+from ._errors import CloseConnection, ConnectionClosed, InternalError, leaves, split_group
 from ._session import Session, payload_size
 from ._transport import Message, Transport, TransportClosed
 
@@ -92,13 +92,13 @@ class Supervisor:
                     nursery.start_soon(self._finish_wire)
         except BaseException as exc:
             self._nursery = None
-            bug = _split(exc, trio.Cancelled)[1]
+            bug = split_group(exc, trio.Cancelled)[1]
             self._decide(Ending.GOING_AWAY if bug is None else Ending.INTERNAL_ERROR)
             with trio.CancelScope(shield=True):
                 await self._finish_wire()
             if bug is None:
                 raise
-            fatal = [e for e in _leaves(bug) if not isinstance(e, Exception)]
+            fatal = [e for e in leaves(bug) if not isinstance(e, Exception)]
             if fatal:  # KeyboardInterrupt or SystemExit from a handler: pass it on
                 raise fatal[0] from None
             raise InternalError(f"bug in wstrio's connection supervisor: {bug!r}") from exc
@@ -176,7 +176,7 @@ class Supervisor:
             try:
                 await self._handler(self.session)
             except BaseException as exc:  # classified below; Cancelled goes on
-                cancelled, rest = _split(exc, trio.Cancelled)
+                cancelled, rest = split_group(exc, trio.Cancelled)
                 if rest is not None:
                     self._handler_raised(rest)
                 if cancelled is not None:
@@ -186,15 +186,15 @@ class Supervisor:
 
     def _handler_raised(self, exc: BaseException) -> None:
         """Decide from what the handler (or a task in its nursery) raised."""
-        leaves = list(_leaves(exc))
-        fatal = [leaf for leaf in leaves if not isinstance(leaf, Exception)]
+        parts = list(leaves(exc))
+        fatal = [leaf for leaf in parts if not isinstance(leaf, Exception)]
         if fatal:  # KeyboardInterrupt, SystemExit: not ours to swallow
             raise exc
-        closes = [leaf for leaf in leaves if isinstance(leaf, CloseConnection)]
+        closes = [leaf for leaf in parts if isinstance(leaf, CloseConnection)]
         ours = self.closed is not None
         errors = [
             leaf
-            for leaf in leaves
+            for leaf in parts
             if not isinstance(leaf, CloseConnection)
             and not (isinstance(leaf, ConnectionClosed) and ours)
         ]
@@ -296,20 +296,3 @@ class Supervisor:
                         return
             except TransportClosed as exc:
                 self._decide(exc.ending, exc.code, exc.reason)
-
-
-def _split(
-    exc: BaseException, kind: type[BaseException]
-) -> tuple[BaseException | None, BaseException | None]:
-    """(the part of ``exc`` that is ``kind``, the rest), either may be None."""
-    if isinstance(exc, BaseExceptionGroup):
-        return exc.split(kind)
-    return (exc, None) if isinstance(exc, kind) else (None, exc)
-
-
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
