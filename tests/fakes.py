@@ -88,7 +88,7 @@ class FakeTransport:
         assert isinstance(item, str | bytes)
         if len(item) > self._max:  # refused, but no close frame sent yet
             self._inbound_send.send_nowait(item)
-            raise TransportClosed(Ending.MESSAGE_TOO_BIG, 1009, "too big")
+            raise TransportClosed(Ending.MESSAGE_TOO_BIG, 1009, "message too big")
         return item
 
     async def send(self, message: Message) -> None:

@@ -114,7 +114,7 @@ CLOSE_TABLE: dict[Ending, Rule] = {
     Ending.HANDLER_ERROR: Rule(1011, "internal error", Wire.CLOSE, drain=True),
     Ending.KEEPALIVE_TIMEOUT: Rule(1011, "keepalive timeout", Wire.CLOSE, drain=False),
     Ending.WRITE_TIMEOUT: Rule(1006, "write timeout", Wire.ABORT, drain=False),
-    Ending.MESSAGE_TOO_BIG: Rule(1009, "message too big", Wire.CLOSE, drain=False),
+    Ending.MESSAGE_TOO_BIG: Rule(1009, None, Wire.CLOSE, drain=False),  # the engine's reason
     Ending.UNSUPPORTED_DATA: Rule(1003, "unsupported data", Wire.CLOSE, drain=True),
     Ending.PROTOCOL_ERROR: Rule(None, None, Wire.CLOSE, drain=False),  # 1002 or 1007
     Ending.GOING_AWAY: Rule(1001, "going away", Wire.CLOSE, drain=True),
@@ -128,7 +128,9 @@ class Closed:
 
     ``code`` is what was sent to the peer (or echoed, for a peer's close);
     1006 means no close frame was exchanged. ``aborted`` is true when the TCP
-    connection was dropped because the close handshake did not finish in time.
+    connection was dropped before the close handshake completed (the peer did
+    not answer in time, or a send could not finish): ``code`` is then the code
+    wstrio meant to send, which the peer may not have received.
     """
 
     ending: Ending
