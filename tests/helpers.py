@@ -37,3 +37,14 @@ def task_names() -> list[str]:
         for nursery in task.child_nurseries:
             todo.extend(nursery.child_tasks)
     return sorted(names)
+
+
+async def start_stoppable(nursery: trio.Nursery, server: object) -> tuple[int, trio.CancelScope]:
+    """Start ``server.run(port=0)`` in ``nursery``; cancel the scope to stop only it."""
+    scope = trio.CancelScope()
+
+    async def run(task_status: trio.TaskStatus[int]) -> None:
+        with scope:
+            await server.run(port=0, task_status=task_status)  # type: ignore[attr-defined]
+
+    return await nursery.start(run), scope

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import attrs
 import pytest
 import trio
-from helpers import count_fds, task_names
+from helpers import count_fds, start_stoppable, task_names
 from rawpeer import RawPeer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.trio.client import connect
@@ -184,15 +184,9 @@ async def test_unknown_path_is_refused_404(app: App) -> None:
 
 async def test_server_shutdown_gives_1001() -> None:
     """Cancelling serve() sends every open session 1001 and returns."""
-    server_scope = trio.CancelScope()
-
-    async def run_server(task_status: trio.TaskStatus[int]) -> None:
-        with server_scope:
-            await wstrio.serve(
-                {"/ws/echo": wstrio.echo}, port=0, config=CONFIG, task_status=task_status)
-
+    server = wstrio.Server({"/ws/echo": wstrio.echo}, config=CONFIG)
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(run_server)
+        port, server_scope = await start_stoppable(nursery, server)
         async with connect(f"ws://127.0.0.1:{port}/ws/echo") as ws:
             await ws.send("hi")
             assert await ws.recv() == "hi"

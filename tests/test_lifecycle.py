@@ -15,6 +15,7 @@ import pytest
 import trio
 import trio.testing
 import trustme
+from helpers import start_stoppable
 from test_http_front import get, read_all, read_response, status
 from websockets.exceptions import ConnectionClosed
 from websockets.trio.client import connect
@@ -37,8 +38,6 @@ async def test_shutdown_sends_1001_to_50_sessions_and_returns_in_time() -> None:
     config = wstrio.Config(shutdown_timeout=1, close_timeout=1)
     server = wstrio.Server({"/ws/echo": wstrio.echo, "/ws/stubborn": stubborn}, config=config)
     codes: list[tuple[int | None, str | None]] = []
-    scope = trio.CancelScope()
-
     async def client(path: str, connected: trio.Event, task_status: trio.TaskStatus[None]) -> None:
         async with connect(f"ws://127.0.0.1:{port}{path}") as ws:
             await ws.send("hi")
@@ -48,12 +47,8 @@ async def test_shutdown_sends_1001_to_50_sessions_and_returns_in_time() -> None:
                 await ws.recv()
         codes.append((ws.close_code, ws.close_reason))
 
-    async def run_server(task_status: trio.TaskStatus[int]) -> None:
-        with scope:
-            await server.run(port=0, task_status=task_status)
-
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(run_server)
+        port, scope = await start_stoppable(nursery, server)
         for i in range(50):
             await nursery.start(client, "/ws/stubborn" if i == 0 else "/ws/echo", trio.Event())
         assert server.statistics().open_connections == 50
@@ -69,14 +64,8 @@ async def test_shutdown_sends_1001_to_50_sessions_and_returns_in_time() -> None:
 async def test_in_flight_handshake_gets_503_on_shutdown() -> None:
     """A request under way when the server stops is answered 503, then closed."""
     server = wstrio.Server({"/ws/echo": wstrio.echo})
-    scope = trio.CancelScope()
-
-    async def run_server(task_status: trio.TaskStatus[int]) -> None:
-        with scope:
-            await server.run(port=0, task_status=task_status)
-
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(run_server)
+        port, scope = await start_stoppable(nursery, server)
         stream = await trio.open_tcp_stream("127.0.0.1", port)
         await stream.send_all(b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
         with trio.fail_after(5):
