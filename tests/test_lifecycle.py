@@ -103,7 +103,10 @@ async def test_slowloris_does_not_block_others_and_is_dropped(nursery: trio.Nurs
             assert await ws.recv() == "still served"
         with trio.fail_after(10):
             for stream in streams:
-                assert await read_all(stream) == b""  # EOF: dropped, no answer
+                try:
+                    assert await read_all(stream) == b""  # EOF: dropped, no answer
+                except trio.BrokenResourceError:
+                    pass  # a reset: dropped while the trickle was still sending
         tricklers.cancel_scope.cancel()
     with trio.fail_after(5):
         await server.wait_idle()
