@@ -2,6 +2,7 @@
 
 Polite peers are the ``websockets`` package's Trio client; misbehaving peers
 (ignoring pings, vanishing, never reading) are wsproto-driven (tests/rawpeer.py).
+The 1001 row (server shutdown) is in test_lifecycle.py, with 50 sessions.
 Timing values here are small real ones: the timing logic itself is covered on
 MockClock in test_supervisor.py; these tests check what crosses the wire.
 """
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 import attrs
 import pytest
 import trio
-from helpers import count_fds, start_stoppable, task_names
+from helpers import count_fds, task_names
 from rawpeer import RawPeer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.trio.client import connect
@@ -180,20 +181,6 @@ async def test_unknown_path_is_refused_404(app: App) -> None:
         async with connect(app.url("/nowhere")):
             pass
     assert info.value.response.status_code == 404
-
-
-async def test_server_shutdown_gives_1001() -> None:
-    """Cancelling serve() sends every open session 1001 and returns."""
-    server = wstrio.Server({"/ws/echo": wstrio.echo}, config=CONFIG)
-    async with trio.open_nursery() as nursery:
-        port, server_scope = await start_stoppable(nursery, server)
-        async with connect(f"ws://127.0.0.1:{port}/ws/echo") as ws:
-            await ws.send("hi")
-            assert await ws.recv() == "hi"
-            server_scope.cancel()
-            with pytest.raises(ConnectionClosed), trio.fail_after(5):
-                await ws.recv()
-    assert (ws.close_code, ws.close_reason) == (1001, "going away")
 
 
 async def test_200_connections_in_every_way_leave_no_task_or_fd(app: App) -> None:

@@ -39,7 +39,7 @@ async def test_shutdown_sends_1001_to_50_sessions_and_returns_in_time() -> None:
     config = wstrio.Config(shutdown_timeout=1, close_timeout=1)
     server = wstrio.Server({"/ws/echo": wstrio.echo, "/ws/stubborn": stubborn}, config=config)
     codes: list[tuple[int | None, str | None]] = []
-    async def client(path: str, connected: trio.Event, task_status: trio.TaskStatus[None]) -> None:
+    async def client(path: str, task_status: trio.TaskStatus[None]) -> None:
         async with connect(f"ws://127.0.0.1:{port}{path}") as ws:
             await ws.send("hi")
             assert await ws.recv() == "hi"
@@ -51,7 +51,7 @@ async def test_shutdown_sends_1001_to_50_sessions_and_returns_in_time() -> None:
     async with trio.open_nursery() as nursery:
         port, scope = await start_stoppable(nursery, server)
         for i in range(50):
-            await nursery.start(client, "/ws/stubborn" if i == 0 else "/ws/echo", trio.Event())
+            await nursery.start(client, "/ws/stubborn" if i == 0 else "/ws/echo")
         assert server.statistics().open_connections == 50
         started = trio.current_time()
         scope.cancel()
