@@ -58,12 +58,12 @@ class GuardedNursery:
         self._nursery = nursery
         self._stream = stream
 
-    def start_soon(self, fn: Callable[[], Awaitable[object]], *args: object) -> None:
-        self._nursery.start_soon(self._guard, fn)
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        self._nursery.start_soon(self._guard, fn, *args)
 
-    async def _guard(self, fn: Callable[[], Awaitable[object]]) -> None:
+    async def _guard(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         try:
-            await fn()
+            await fn(*args)
         except Exception as exc:
             logger.warning("trio-websocket failed on a connection; dropping it: %r", exc)
             await trio.aclose_forcefully(self._stream)

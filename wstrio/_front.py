@@ -161,50 +161,63 @@ async def _upgrade(server: Server, stream: trio.abc.Stream, head: RequestHead) -
     if status:
         await _send_quietly(server, stream, raw_response(status, message, headers))
         return
-    server.upgrading += 1  # counts against max_connections until supervised
-    try:
-        await _hand_to_engine(server, stream, head)
-    finally:
-        server.upgrading -= 1
+    await _hand_to_engine(server, stream, head)
 
 
 async def _hand_to_engine(server: Server, stream: trio.abc.Stream, head: RequestHead) -> None:
     route = server.routes[head.path]
     config = server.config
-    async with trio.open_nursery() as engine:
-        request = None
-        with trio.move_on_after(config.handshake_timeout):
-            request = await trio_websocket.wrap_server_stream(
-                GuardedNursery(engine, stream),  # type: ignore[arg-type]
-                ReplayStream(stream, head.raw),
-                message_queue_size=1,
-                max_message_size=config.max_message_size,
-                receive_buffer_size=config.receive_buffer_size,
+    server.upgrading += 1  # counts against max_connections until supervised
+    upgrading = True
+    try:
+        async with trio.open_nursery() as engine:
+            request = None
+            with trio.move_on_after(config.handshake_timeout):
+                request = await trio_websocket.wrap_server_stream(
+                    GuardedNursery(engine, stream),  # type: ignore[arg-type]
+                    ReplayStream(stream, head.raw),
+                    message_queue_size=1,
+                    max_message_size=config.max_message_size,
+                    receive_buffer_size=config.receive_buffer_size,
+                )
+            if request is None:
+                engine.cancel_scope.cancel()
+                return
+            subprotocol = route.choose_subprotocol(request.proposed_subprotocols)
+            ws = await request.accept(subprotocol=subprotocol)
+            info = ConnectionInfo(
+                path=head.path,
+                query=head.target.partition("?")[2],
+                headers=Headers(head.headers),
+                remote=peer_address(stream),
+                subprotocol=subprotocol,
             )
-        if request is None:
-            engine.cancel_scope.cancel()
-            return
-        subprotocol = route.choose_subprotocol(request.proposed_subprotocols)
-        ws = await request.accept(subprotocol=subprotocol)
-        info = ConnectionInfo(
-            path=head.path,
-            query=head.target.partition("?")[2],
-            headers=Headers(head.headers),
-            remote=server.peer_address(stream),
-            subprotocol=subprotocol,
-        )
-        supervisor = Supervisor(
-            EngineTransport(ws, stream, info),
-            route.handler,
-            config,
-            accepts=route.accepted_type,
-        )
-        server.upgrading -= 1
-        try:
+            supervisor = Supervisor(
+                EngineTransport(ws, stream, info),
+                route.handler,
+                config,
+                accepts=route.accepted_type,
+            )
+            server.upgrading -= 1
+            upgrading = False
             await server.supervise(supervisor)
-        finally:
-            server.upgrading += 1  # undone by _upgrade
-        engine.cancel_scope.cancel()
+            engine.cancel_scope.cancel()
+    finally:
+        if upgrading:
+            server.upgrading -= 1
+
+
+def peer_address(stream: trio.abc.Stream) -> tuple[str, int] | None:
+    """The ``(host, port)`` of the peer under any TLS layers, if on a socket."""
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    if isinstance(stream, trio.SocketStream):
+        try:
+            host, port, *_ = stream.socket.getpeername()
+        except OSError:
+            return None
+        return str(host), int(port)
+    return None
 
 
 async def _send_quietly(server: Server, stream: trio.abc.Stream, data: bytes) -> None:

@@ -24,11 +24,16 @@ def health_json(stats: ServerStatistics, *, stopping: bool) -> bytes:
 def prometheus_text(stats: ServerStatistics) -> bytes:
     """The /metrics body in Prometheus text exposition format 0.0.4."""
     lines: list[str] = []
+    described: set[str] = set()
 
-    def metric(name: str, kind: str, help_text: str, value: float, labels: str = "") -> None:
-        if not labels or f"# TYPE wstrio_{name} " not in "\n".join(lines):
+    def describe(name: str, kind: str, help_text: str) -> None:
+        if name not in described:
+            described.add(name)
             lines.append(f"# HELP wstrio_{name} {help_text}")
             lines.append(f"# TYPE wstrio_{name} {kind}")
+
+    def metric(name: str, kind: str, help_text: str, value: float, labels: str = "") -> None:
+        describe(name, kind, help_text)
         lines.append(f"wstrio_{name}{labels} {value}")
 
     metric("open_connections", "gauge", "WebSocket sessions open now.", stats.open_connections)
@@ -48,16 +53,8 @@ def prometheus_text(stats: ServerStatistics) -> bytes:
         stats.slow_consumer_drops,
     )
     metric("http_requests_total", "counter", "Plain HTTP requests answered.", stats.http_requests)
-    if not stats.closes_by_code:
-        lines.append("# HELP wstrio_closes_total Finished sessions by close code.")
-        lines.append("# TYPE wstrio_closes_total counter")
+    describe("closes_total", "counter", "Finished sessions by close code.")
     for code, count in sorted(stats.closes_by_code.items()):
-        metric(
-            "closes_total",
-            "counter",
-            "Finished sessions by close code.",
-            count,
-            f'{{code="{code}"}}',
-        )
+        metric("closes_total", "counter", "", count, f'{{code="{code}"}}')
     metric("uptime_seconds", "gauge", "Seconds since the server started.", round(stats.uptime, 3))
     return ("\n".join(lines) + "\n").encode()

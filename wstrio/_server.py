@@ -32,18 +32,6 @@ logger = logging.getLogger("wstrio.server")
 _ACCEPT_CAN_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
 
-def _peer_address(stream: trio.abc.Stream) -> tuple[str, int] | None:
-    while isinstance(stream, trio.SSLStream):
-        stream = stream.transport_stream
-    if isinstance(stream, trio.SocketStream):
-        try:
-            host, port, *_ = stream.socket.getpeername()
-        except OSError:
-            return None
-        return str(host), int(port)
-    return None
-
-
 @attrs.frozen
 class ServerStatistics:
     """What a server is doing now, and has done since it started."""
@@ -196,8 +184,6 @@ class Server:
                 waiters, self._idle_waiters = self._idle_waiters, []
                 for event in waiters:
                     event.set()
-
-    peer_address = staticmethod(_peer_address)
 
     async def supervise(self, supervisor: Supervisor) -> None:
         """Run one session to its end, counted and logged."""

@@ -33,7 +33,7 @@ class SessionStatistics:
 
 def payload_size(message: Message) -> int:
     """Bytes the message occupies on the wire, before framing."""
-    if isinstance(message, str) and not message.isascii():
+    if isinstance(message, str) and not message.isascii():  # isascii() is O(1)
         return len(message.encode("utf-8"))
     return len(message)
 

@@ -150,9 +150,8 @@ class Supervisor:
             self._in_send = True
         wire = CLOSE_TABLE[closed.ending].wire
         aborted = False
-        if self._in_send or self._close_started:
-            aborted = wire is not Wire.NOTHING
-            wire = Wire.ABORT if aborted else wire
+        if wire is Wire.CLOSE and (self._in_send or self._close_started):
+            wire, aborted = Wire.ABORT, True  # the stream cannot carry a close frame
         if wire is Wire.CLOSE:
             self._close_started = True
             with trio.move_on_after(self._config.close_timeout) as scope:
@@ -164,7 +163,7 @@ class Supervisor:
         if aborted or wire is Wire.ABORT:
             with trio.CancelScope(shield=True):
                 await self._transport.abort()
-        if aborted and closed.ending is not Ending.WRITE_TIMEOUT:
+        if aborted:
             self.closed = attrs.evolve(closed, aborted=True)
         self.wire_closed.set()
         if closed.ending is Ending.HANDLER_CLOSED:
@@ -216,11 +215,7 @@ class Supervisor:
                         self._decide(Ending.UNSUPPORTED_DATA)
                         return
                     session._messages_in += 1
-                    session._bytes_in += (
-                        len(message)
-                        if type(message) is bytes or message.isascii()
-                        else payload_size(message)
-                    )
+                    session._bytes_in += payload_size(message)
                     try:
                         inbox.send_nowait(message)
                     except trio.WouldBlock:
@@ -262,11 +257,7 @@ class Supervisor:
                             await send(message)
                             self._in_send = False
                             session._messages_out += 1
-                            session._bytes_out += (
-                                len(message)
-                                if type(message) is bytes or message.isascii()
-                                else payload_size(message)
-                            )
+                            session._bytes_out += payload_size(message)
                     if self._in_send:
                         self._decide(Ending.WRITE_TIMEOUT)
                         return
