@@ -19,6 +19,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 
 if [ "${1:-}" = "test" ]; then
+    # The browser tests drive Debian's Chromium; Playwright never downloads one.
+    command -v chromium >/dev/null 2>&1 || apt_install chromium
     .venv/bin/python -m pip install -q -e '.[test]'
 else
     .venv/bin/python -m pip install -q .
