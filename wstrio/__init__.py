@@ -10,6 +10,7 @@ from ._errors import (
     OutboxFull,
     WstrioError,
 )
+from ._hub import Hub, HubStatistics, Room, RoomStatistics, SlowConsumerPolicy
 from ._routes import Route, Static
 from ._server import Server, ServerStatistics, serve
 from ._session import Session, SessionStatistics
@@ -24,13 +25,18 @@ __all__ = [
     "ConnectionClosed",
     "Ending",
     "Headers",
+    "Hub",
+    "HubStatistics",
     "InternalError",
     "OutboxFull",
+    "Room",
+    "RoomStatistics",
     "Route",
     "Server",
     "ServerStatistics",
     "Session",
     "SessionStatistics",
+    "SlowConsumerPolicy",
     "Static",
     "WstrioError",
     "echo",

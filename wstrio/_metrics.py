@@ -52,6 +52,12 @@ def prometheus_text(stats: ServerStatistics) -> bytes:
         "Messages dropped for slow consumers.",
         stats.slow_consumer_drops,
     )
+    metric(
+        "slow_consumer_closes_total",
+        "counter",
+        "Sessions closed with 1008 as slow consumers.",
+        stats.slow_consumer_closes,
+    )
     metric("http_requests_total", "counter", "Plain HTTP requests answered.", stats.http_requests)
     describe("closes_total", "counter", "Finished sessions by close code.")
     for code, count in sorted(stats.closes_by_code.items()):

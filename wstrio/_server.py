@@ -24,6 +24,7 @@ from ._closecodes import Ending
 from ._config import Config
 from ._front import serve_connection
 from ._routes import Routes, resolve_routes
+from ._session import Session
 from ._supervisor import Supervisor
 
 logger = logging.getLogger("wstrio.server")
@@ -45,7 +46,8 @@ class ServerStatistics:
     bytes_in: int = 0
     bytes_out: int = 0
     handler_errors: int = 0
-    slow_consumer_drops: int = 0
+    slow_consumer_drops: int = 0  # broadcasts dropped for slow sessions (drop policies)
+    slow_consumer_closes: int = 0  # sessions closed with 1008 "slow consumer"
     http_requests: int = 0
     uptime: float = 0.0
 
@@ -63,8 +65,9 @@ class Server:
         self.fronts: set[trio.CancelScope] = set()  # connections reading an HTTP request
         self.http_requests = 0
         self.upgrading = 0  # WebSocket handshakes past the front, not yet supervised
-        self._finished = [0, 0, 0, 0]  # messages in/out, bytes in/out of ended sessions
+        self._finished = [0, 0, 0, 0, 0]  # _counters() summed over ended sessions
         self._handler_errors = 0
+        self._slow_closes = 0
         self._started = trio.current_time()
         self.live: set[Supervisor] = set()
         self.stopping = False
@@ -79,11 +82,8 @@ class Server:
         """Connection and message counts, now and since start."""
         totals = list(self._finished)
         for supervisor in self.live:
-            session = supervisor.session
-            totals[0] += session._messages_in
-            totals[1] += session._messages_out
-            totals[2] += session._bytes_in
-            totals[3] += session._bytes_out
+            for i, value in enumerate(_counters(supervisor.session)):
+                totals[i] += value
         return ServerStatistics(
             open_connections=len(self.live),
             handshakes=self.active - len(self.live),
@@ -94,6 +94,8 @@ class Server:
             bytes_in=totals[2],
             bytes_out=totals[3],
             handler_errors=self._handler_errors,
+            slow_consumer_drops=totals[4],
+            slow_consumer_closes=self._slow_closes,
             http_requests=self.http_requests,
             uptime=trio.current_time() - self._started,
         )
@@ -200,9 +202,8 @@ class Server:
             self.live.discard(supervisor)
         self._closes[closed.code] += 1
         self._handler_errors += closed.ending is Ending.HANDLER_ERROR
-        for i, value in enumerate(
-            (session._messages_in, session._messages_out, session._bytes_in, session._bytes_out)
-        ):
+        self._slow_closes += closed.ending is Ending.SLOW_CONSUMER
+        for i, value in enumerate(_counters(session)):
             self._finished[i] += value
         logger.info(
             "close %s from %s: %d %s (%s%s) after %.3fs",
@@ -214,6 +215,17 @@ class Server:
             ", aborted" if closed.aborted else "",
             trio.current_time() - started,
         )
+
+
+def _counters(session: Session) -> tuple[int, int, int, int, int]:
+    """Messages in/out, bytes in/out and slow-consumer drops of one session."""
+    return (
+        session._messages_in,
+        session._messages_out,
+        session._bytes_in,
+        session._bytes_out,
+        session._drops,
+    )
 
 
 def _fmt(remote: tuple[str, int] | None) -> str:

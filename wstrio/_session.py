@@ -14,6 +14,7 @@ from ._errors import ConnectionClosed, OutboxFull
 from ._transport import ConnectionInfo, Headers, Message
 
 if TYPE_CHECKING:
+    from ._hub import Room
     from ._supervisor import Supervisor
 
 
@@ -29,6 +30,7 @@ class SessionStatistics:
     inbox_size: int
     outbox_used: int
     outbox_size: int
+    drops: int = 0  # broadcasts dropped for this session by a room's slow-consumer policy
 
 
 def payload_size(message: Message) -> int:
@@ -38,7 +40,7 @@ def payload_size(message: Message) -> int:
     return len(message)
 
 
-def _check_message(message: object) -> Message:
+def check_message(message: object) -> Message:
     if isinstance(message, str | bytes):
         return message
     if isinstance(message, bytearray | memoryview):
@@ -71,6 +73,8 @@ class Session:
         self._messages_out = 0
         self._bytes_in = 0
         self._bytes_out = 0
+        self._drops = 0
+        self._rooms: set[Room] = set()
 
     # -- what the handshake carried -------------------------------------------------
     @property
@@ -147,7 +151,7 @@ class Session:
     async def send(self, message: Message) -> None:
         """Queue a message for sending; waits while the outbox is full."""
         if type(message) is not str and type(message) is not bytes:
-            message = _check_message(message)
+            message = check_message(message)
         try:
             # Fast path: room in the outbox means no wait. (Not a checkpoint then;
             # the loop that sends yields once the outbox is full.)
@@ -162,7 +166,7 @@ class Session:
 
     def send_nowait(self, message: Message) -> None:
         """Queue a message for sending; raises OutboxFull instead of waiting."""
-        message = _check_message(message)
+        message = check_message(message)
         try:
             self._outbox.send_nowait(message)
         except trio.WouldBlock:
@@ -188,7 +192,17 @@ class Session:
             inbox_size=int(inbox.max_buffer_size),
             outbox_used=outbox.current_buffer_used,
             outbox_size=int(outbox.max_buffer_size),
+            drops=self._drops,
         )
+
+    @property
+    def rooms(self) -> frozenset[Room]:
+        """The rooms this session is in; it leaves them all when it ends."""
+        return frozenset(self._rooms)
+
+    def _leave_rooms(self) -> None:
+        for room in list(self._rooms):
+            room.leave(self)
 
     def __repr__(self) -> str:
         state = "open" if self.closed is None else f"closed {self.closed.code}"

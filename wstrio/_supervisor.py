@@ -110,6 +110,18 @@ class Supervisor:
         """Close with 1001 (server shutting down); the handler gets ``shutdown_timeout``."""
         self._decide(Ending.GOING_AWAY)
 
+    def slow_consumer(self) -> None:
+        """Close with 1008: a room found the outbox full under the "close" policy."""
+        self._decide(Ending.SLOW_CONSUMER)
+
+    def drop_oldest(self) -> bool:
+        """Drop the oldest message in the outbox; False if it holds none."""
+        try:
+            self._outbox_recv.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return False
+        return True
+
     async def close_from_handler(self, code: int, reason: str) -> None:
         self._decide(Ending.HANDLER_CLOSED, code, reason)
         await self.wire_closed.wait()
@@ -119,6 +131,7 @@ class Supervisor:
         if self.closed is not None:
             return
         self.closed = decide(ending, code, reason)
+        self.session._leave_rooms()
         self._reader_scope.cancel()
         self._heartbeat_scope.cancel()
         self._inbox_send.close()

@@ -1,0 +1,248 @@
+"""Rooms of sessions, and broadcasts that never wait: :class:`Hub` and :class:`Room`.
+
+Theory of operation
+-------------------
+A broadcast puts the message into each member's bounded outbox with a
+non-blocking put; that member's writer task sends it when the peer reads.
+Nothing here awaits, so a member that stops reading cannot delay anyone else.
+When a member's outbox is full, the room applies its slow-consumer policy to
+that member alone:
+
+* ``"close"`` (the default): the member is closed with 1008 "slow consumer";
+  the messages queued for it are dropped, and it leaves every room;
+* ``"drop_newest"``: this message is not queued for that member;
+* ``"drop_oldest"``: the oldest message in its outbox is dropped to make room.
+
+A session leaves every room the moment its ending is decided (whatever the
+reason), so a closing session never holds a place or receives more. The hub
+holds rooms weakly: a room lives while it has members or someone holds it.
+All of this is plain state, safe to use from any task of one ``trio.run``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Collection, Iterable
+from typing import Literal, get_args
+
+import attrs
+import trio
+
+from ._errors import ConnectionClosed
+from ._session import Session, check_message
+from ._transport import Message
+
+SlowConsumerPolicy = Literal["close", "drop_newest", "drop_oldest"]
+POLICIES: tuple[str, ...] = get_args(SlowConsumerPolicy)
+
+
+def _check_policy(policy: str) -> SlowConsumerPolicy:
+    if policy not in POLICIES:
+        raise ValueError(f"slow-consumer policy must be one of {', '.join(POLICIES)}: {policy!r}")
+    return policy  # type: ignore[return-value]
+
+
+@attrs.frozen
+class RoomStatistics:
+    """What one room holds and has done. A delivery is a message queued for one member."""
+
+    name: str
+    policy: SlowConsumerPolicy
+    members: int
+    broadcasts: int
+    deliveries: int
+    drops: int  # messages dropped for slow members (drop policies)
+    slow_closes: int  # members closed with 1008 (close policy)
+
+
+@attrs.frozen
+class HubStatistics:
+    """Totals over every room the hub has had, and what it holds now."""
+
+    rooms: int  # rooms alive now
+    members: int  # memberships now (a session in two rooms counts twice)
+    broadcasts: int
+    deliveries: int
+    drops: int
+    slow_closes: int
+
+
+def _exclusion(exclude: Session | Iterable[Session] | None) -> Collection[Session]:
+    if exclude is None:
+        return ()
+    if isinstance(exclude, Session):
+        return (exclude,)
+    return frozenset(exclude)
+
+
+class _Counters:
+    __slots__ = ("broadcasts", "deliveries", "drops", "slow_closes")
+
+    def __init__(self) -> None:
+        self.broadcasts = self.deliveries = self.drops = self.slow_closes = 0
+
+
+class Room:
+    """A named set of sessions that receive the same broadcasts. Get one from a Hub."""
+
+    def __init__(self, hub: Hub, name: str, policy: SlowConsumerPolicy) -> None:
+        self.hub = hub
+        self.name = name
+        self._policy = policy
+        self._members: dict[Session, None] = {}  # insertion order is join order
+        self._counts = _Counters()
+
+    @property
+    def policy(self) -> SlowConsumerPolicy:
+        """What happens to a member whose outbox is full; settable."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: SlowConsumerPolicy) -> None:
+        self._policy = _check_policy(policy)
+
+    @property
+    def members(self) -> tuple[Session, ...]:
+        """The sessions in the room, in the order they joined."""
+        return tuple(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, session: object) -> bool:
+        return session in self._members
+
+    def join(self, session: Session) -> None:
+        """Add ``session`` (no-op if present); ConnectionClosed if it has ended."""
+        if session.closed is not None:
+            raise ConnectionClosed(session.closed.code, session.closed.reason)
+        if session not in self._members:
+            self._members[session] = None
+            session._rooms.add(self)
+            self.hub._rooms.setdefault(self.name, self)
+
+    def leave(self, session: Session) -> None:
+        """Remove ``session``; no-op if it is not a member."""
+        if self._members.pop(session, False) is None:
+            session._rooms.discard(self)
+
+    def broadcast(
+        self, message: Message, *, exclude: Session | Iterable[Session] | None = None
+    ) -> int:
+        """Queue ``message`` for every member but ``exclude``; never waits.
+
+        Returns how many members it was queued for. Members whose outbox is
+        full get the room's slow-consumer policy instead.
+        """
+        message = check_message(message)
+        skip = _exclusion(exclude)
+        slow: list[Session] = []
+        gone: list[Session] = []
+        delivered = 0
+        for session in self._members:
+            if skip and session in skip:
+                continue
+            try:
+                session._outbox.send_nowait(message)
+                delivered += 1
+            except trio.WouldBlock:
+                slow.append(session)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):  # pragma: no cover
+                gone.append(session)  # ended sessions leave at once; this is a safety net
+        for session in gone:
+            self.leave(session)
+        for session in slow:
+            delivered += self._when_full(session, message)
+        self._count(broadcasts=1, deliveries=delivered)
+        return delivered
+
+    def _when_full(self, session: Session, message: Message) -> int:
+        """Apply the policy to a member whose outbox is full; 1 if ``message`` was queued."""
+        if self._policy == "close":
+            self._count(slow_closes=1)
+            session._supervisor.slow_consumer()
+            return 0
+        if self._policy == "drop_oldest" and session._supervisor.drop_oldest():
+            self._count_drop(session)
+            try:
+                session._outbox.send_nowait(message)
+                return 1
+            except trio.WouldBlock:  # a handler's waiting send took the freed slot
+                pass
+        self._count_drop(session)
+        return 0
+
+    def _count_drop(self, session: Session) -> None:
+        session._drops += 1
+        self._count(drops=1)
+
+    def _count(self, **amounts: int) -> None:
+        for counts in (self._counts, self.hub._counts):
+            for name, amount in amounts.items():
+                setattr(counts, name, getattr(counts, name) + amount)
+
+    def statistics(self) -> RoomStatistics:
+        """Members now; broadcasts, deliveries, drops and slow closes so far."""
+        counts = self._counts
+        return RoomStatistics(
+            name=self.name,
+            policy=self._policy,
+            members=len(self._members),
+            broadcasts=counts.broadcasts,
+            deliveries=counts.deliveries,
+            drops=counts.drops,
+            slow_closes=counts.slow_closes,
+        )
+
+    def __repr__(self) -> str:
+        return f"<wstrio.Room {self.name!r} {len(self._members)} members {self._policy}>"
+
+
+class Hub:
+    """Named rooms with one slow-consumer policy by default (rooms may override it)."""
+
+    def __init__(self, *, policy: SlowConsumerPolicy = "close") -> None:
+        self.policy = _check_policy(policy)
+        self._rooms: weakref.WeakValueDictionary[str, Room] = weakref.WeakValueDictionary()
+        self._counts = _Counters()
+
+    def room(self, name: str, *, policy: SlowConsumerPolicy | None = None) -> Room:
+        """The room called ``name``, made on first use; ``policy`` overrides the hub's."""
+        if not isinstance(name, str):
+            raise TypeError(f"a room name is a str, not {type(name).__name__}")
+        room = self._rooms.get(name)
+        if room is None:
+            room = Room(self, name, self.policy)
+            self._rooms[name] = room
+        if policy is not None:
+            room.policy = policy
+        return room
+
+    @property
+    def rooms(self) -> dict[str, Room]:
+        """The rooms alive now, by name."""
+        return dict(self._rooms)
+
+    def broadcast(
+        self, message: Message, *, exclude: Session | Iterable[Session] | None = None
+    ) -> int:
+        """Queue ``message`` once for every session in any room; never waits."""
+        seen = set(_exclusion(exclude))
+        delivered = 0
+        for room in list(self._rooms.values()):
+            delivered += room.broadcast(message, exclude=seen)
+            seen.update(room._members)
+        return delivered
+
+    def statistics(self) -> HubStatistics:
+        """Rooms and memberships now; broadcast totals since the hub was made."""
+        rooms = list(self._rooms.values())
+        counts = self._counts
+        return HubStatistics(
+            rooms=len(rooms),
+            members=sum(len(room) for room in rooms),
+            broadcasts=counts.broadcasts,
+            deliveries=counts.deliveries,
+            drops=counts.drops,
+            slow_closes=counts.slow_closes,
+        )
