@@ -48,11 +48,18 @@ class HubMachine(RuleBasedStateMachine):
         self.counts = {"deliveries": 0, "drops": 0, "slow_closes": 0, "broadcasts": 0}
         self.serial = 0
 
-    @initialize(policy=st.sampled_from(["close", "drop_newest", "drop_oldest"]))
-    def make_hub(self, policy: wstrio.SlowConsumerPolicy) -> None:
+    @initialize(
+        policy=st.sampled_from(["close", "drop_newest", "drop_oldest"]), n=st.integers(1, 4)
+    )
+    def make_hub(self, policy: wstrio.SlowConsumerPolicy, n: int) -> None:
+        """A hub with ``n`` sessions, all in room "a" to start with."""
         self.hub = wstrio.Hub(policy=policy)
         self.policy = policy
         self.rooms = {name: self.hub.room(name) for name in ROOMS}
+        for i in range(n):
+            self.new_session()
+            self.rooms["a"].join(self.sessions[i].session)
+            self.members["a"].append(i)
 
     @precondition(lambda self: len(self.sessions) < 6)
     @rule()
