@@ -1,6 +1,7 @@
 """wstrio: WebSocket server and client for Trio, one supervised nursery per connection."""
 
 from ._apps import echo
+from ._chat import Chat
 from ._closecodes import CLOSE_TABLE, CloseCode, Closed, Ending
 from ._config import Config
 from ._errors import (
@@ -18,6 +19,7 @@ from ._transport import Headers
 
 __all__ = [
     "CLOSE_TABLE",
+    "Chat",
     "CloseCode",
     "CloseConnection",
     "Closed",

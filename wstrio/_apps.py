@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from ._routes import Routes
+from importlib import resources
+
+from ._chat import Chat
+from ._hub import Hub
+from ._routes import Route, Routes, Static
 from ._session import Session
 
 
@@ -12,6 +16,15 @@ async def echo(session: Session) -> None:
         await session.send(message)
 
 
-def default_routes() -> Routes:
-    """The routes of ``python -m wstrio``."""
-    return {"/ws/echo": echo}
+def page() -> Static:
+    """The browser page: an echo panel and a chat panel, for ``/``."""
+    return Static(resources.files("wstrio").joinpath("static/index.html").read_bytes())
+
+
+def default_routes(chat: Chat | None = None) -> Routes:
+    """The routes of ``python -m wstrio``: the page, echo and chat."""
+    return {
+        "/": page(),
+        "/ws/echo": echo,
+        "/ws/chat": Route(chat if chat is not None else Chat(Hub()), accepts="text"),
+    }

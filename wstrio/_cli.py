@@ -13,7 +13,9 @@ import attrs
 import trio
 
 from ._apps import default_routes
+from ._chat import Chat
 from ._config import Config
+from ._hub import POLICIES, Hub
 from ._server import serve
 
 _DEFAULTS = Config()
@@ -40,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve_cmd = commands.add_parser(
         "serve",
-        help="serve the echo endpoint (the default command)",
+        help="serve the browser page, echo and chat (the default command)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -53,6 +55,15 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="ORIGIN",
         help="browser origin allowed to connect (repeatable; '*' for any; default: same origin)",
+    )
+    serve_cmd.add_argument(
+        "--slow-consumer",
+        choices=POLICIES,
+        default="close",
+        help="what a chat room does to a member whose outbox is full",
+    )
+    serve_cmd.add_argument(
+        "--chat-max-text", type=int, default=1000, help="longest chat message, in characters"
     )
     for name in _SECONDS + _SIZES:
         kind = float if name in _SECONDS else int
@@ -73,13 +84,17 @@ def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     return context
 
 
+def _chat(args: argparse.Namespace) -> Chat:
+    return Chat(Hub(policy=args.slow_consumer), max_text=args.chat_max_text)
+
+
 async def _serve(args: argparse.Namespace, config: Config, tls: ssl.SSLContext | None) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             port = await nursery.start(
                 functools.partial(
                     serve,
-                    default_routes(),
+                    default_routes(_chat(args)),
                     host=args.host,
                     port=args.port,
                     config=config,
@@ -88,6 +103,8 @@ async def _serve(args: argparse.Namespace, config: Config, tls: ssl.SSLContext |
             )
             scheme = "wss" if tls else "ws"
             print(f"wstrio listening on {scheme}://{args.host}:{port}/ws/echo", flush=True)
+            web = "https" if tls else "http"
+            print(f"open {web}://{args.host}:{port}/ for the echo and chat page", flush=True)
             async for signum in signals:
                 logging.getLogger("wstrio").info("%s: shutting down", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
