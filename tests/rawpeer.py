@@ -28,8 +28,15 @@ class RawPeer:
         self._events: list[Event] = []
 
     @classmethod
-    async def connect(cls, port: int, path: str = "/ws/echo") -> RawPeer:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async def connect(
+        cls, port: int, path: str = "/ws/echo", *, receive_buffer: int | None = None
+    ) -> RawPeer:
+        """Connect and handshake; ``receive_buffer`` sets a small SO_RCVBUF first."""
+        sock = trio.socket.socket()
+        if receive_buffer is not None:
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, receive_buffer)
+        await sock.connect(("127.0.0.1", port))
+        stream = trio.SocketStream(sock)
         ws = WSConnection(ConnectionType.CLIENT)
         peer = cls(stream, ws)
         await stream.send_all(ws.send(Request(host=f"127.0.0.1:{port}", target=path)))

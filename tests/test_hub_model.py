@@ -187,7 +187,7 @@ class HubMachine(RuleBasedStateMachine):
 
 
 def test_hub_matches_its_model() -> None:
-    """Every delivered broadcast arrives once and in order; left members get nothing; counts add up."""
+    """Each delivery arrives once and in order; left members get nothing; counts add up."""
 
     async def main() -> None:
         # Sessions need a running trio (deadlines, channels); the machine itself is sync.

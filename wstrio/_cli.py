@@ -32,6 +32,7 @@ _SIZES = (
     "outbox_size",
     "max_message_size",
     "receive_buffer_size",
+    "socket_send_buffer",
     "max_header_bytes",
     "max_connections",
 )

@@ -35,6 +35,11 @@ def _size(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise ValueError(f"Config.{attribute.name} must be an int >= 1, got {value!r}")
 
 
+def _size_or_none(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _size(instance, attribute, value)
+
+
 def _origins(value: Any) -> tuple[str, ...] | Literal["*"] | None:
     if value is None or value == "*":
         return value  # type: ignore[no-any-return]
@@ -75,6 +80,10 @@ class Config:
     max_message_size: int = attrs.field(default=2**20, validator=_size)
     #: Bytes asked of the socket per read.
     receive_buffer_size: int = attrs.field(default=65536, validator=_size)
+    #: Kernel send buffer per socket in bytes (SO_SNDBUF; Linux doubles it), or
+    #: None for the kernel's autotuning (up to 4 MiB). Smaller makes a peer that
+    #: stops reading fill its outbox sooner, and caps kernel memory per peer.
+    socket_send_buffer: int | None = attrs.field(default=None, validator=_size_or_none)
     #: Largest HTTP request head; larger ones get 431 and the connection is closed.
     max_header_bytes: int = attrs.field(default=16384, validator=_size)
     #: Open WebSocket sessions at most; beyond, handshakes get 503 with Retry-After.

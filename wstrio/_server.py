@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 import ssl
 from collections import Counter
 from collections.abc import Mapping
@@ -173,6 +174,7 @@ class Server:
     async def _connection(self, stream: trio.abc.Stream) -> None:
         self.active += 1
         try:
+            _tune_socket(stream, self.config)
             await serve_connection(self, stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             logger.debug("connection lost: %r", exc)  # a reset client: nothing to report
@@ -215,6 +217,15 @@ class Server:
             ", aborted" if closed.aborted else "",
             trio.current_time() - started,
         )
+
+
+def _tune_socket(stream: trio.abc.Stream, config: Config) -> None:
+    if config.socket_send_buffer is None:
+        return
+    if isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    if isinstance(stream, trio.SocketStream):
+        stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, config.socket_send_buffer)
 
 
 def _counters(session: Session) -> tuple[int, int, int, int, int]:
