@@ -10,8 +10,9 @@ Protocol (JSON text frames; ``ts`` is Unix time in seconds):
 * to the others: ``{"type": "join" | "leave", "room", "name", "ts"}``;
 * to everyone, the sender included: ``{"type": "message", "room", "name", "text", "ts"}``;
 * to the sender only: ``{"type": "pong", "id", "ts"}`` and ``{"type": "error", "text"}``
-  (invalid JSON, unknown type, text empty or too long). After ``max_strikes``
-  errors the connection closes with 1008.
+  (invalid JSON, unknown type, text empty or too long). Each error is a
+  strike and each valid message forgives one; at ``max_strikes`` the
+  connection closes with 1008. Names are unique in a room ("ada", "ada-2").
 """
 
 from __future__ import annotations
@@ -64,34 +65,43 @@ class Chat:
         return room, name or f"guest-{next(self._guests)}"
 
     async def __call__(self, session: Session) -> None:
-        room_name, name = self._entry(session)
+        room_name, wanted = self._entry(session)
         room = self.hub.room(room_name)
+        taken = {self.name_of(member) for member in room.members}
+        name, n = wanted, 1
+        while name in taken:  # names are unique within a room: "ada", "ada-2", ...
+            n += 1
+            name = f"{wanted}-{n}"
         room.join(session)
         self._names[session] = name
+        members = [self.name_of(member) for member in room.members]
         try:
-            members = [self.name_of(member) for member in room.members]
-            await session.send(_frame("members", room=room_name, name=name, members=members))
-            room.broadcast(_frame("join", room=room_name, name=name), exclude=session)
-            await self._converse(session, room, name)
+            session.send_nowait(_frame("members", room=room_name, name=name, members=members))
+        except BaseException:
+            room.leave(session)
+            del self._names[session]
+            raise
+        room.broadcast(_frame("join", room=room_name, name=name), exclude=session)
+        try:
+            await self._converse(session, room)
         finally:
             room.leave(session)
             del self._names[session]
             room.broadcast(_frame("leave", room=room_name, name=name))
 
-    async def _converse(self, session: Session, room: Room, name: str) -> None:
-        strikes = 0
+    async def _converse(self, session: Session, room: Room) -> None:
+        strikes = 0  # +1 per invalid message, -1 per valid one: repeated abuse closes
         async for raw in session:
-            error = await self._answer(session, room, name, raw)
+            error = await self._answer(session, room, raw)
             if error is None:
+                strikes = max(0, strikes - 1)
                 continue
             strikes += 1
             if strikes >= self.max_strikes:
                 raise CloseConnection(1008, "too many invalid messages")
             await session.send(json.dumps({"type": "error", "text": error}))
 
-    async def _answer(
-        self, session: Session, room: Room, name: str, raw: str | bytes
-    ) -> str | None:
+    async def _answer(self, session: Session, room: Room, raw: str | bytes) -> str | None:
         """Act on one client message; the error to send back, if it was invalid."""
         try:
             data = json.loads(raw)
@@ -110,5 +120,5 @@ class Chat:
             return "text must be a non-empty string"
         if len(text) > self.max_text:
             return f"text longer than {self.max_text} characters"
-        room.broadcast(_frame("message", room=room.name, name=name, text=text))
+        room.broadcast(_frame("message", room=room.name, name=self.name_of(session), text=text))
         return None
