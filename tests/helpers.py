@@ -48,3 +48,17 @@ async def start_stoppable(nursery: trio.Nursery, server: object) -> tuple[int, t
             await server.run(port=0, task_status=task_status)  # type: ignore[attr-defined]
 
     return await nursery.start(run), scope
+
+
+async def http_get(port: int, path: str) -> tuple[bytes, bytes]:
+    """GET ``path`` from 127.0.0.1 with Connection: close; (head, body)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    response = b""
+    async with stream:
+        await stream.send_all(request.encode())
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(65536):
+                response += chunk
+    head, _, body = response.partition(b"\r\n\r\n")
+    return head, body

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
-from helpers import start_stoppable
+from helpers import http_get, start_stoppable
 from rawpeer import RawPeer
 from websockets.trio.client import connect
 from wsproto.events import CloseConnection, TextMessage
@@ -44,6 +44,7 @@ class Stage:
         self.members: list[wstrio.Session] = []
         self.got = [0] * ROUNDS
         self.round_done = [trio.Event() for _ in range(ROUNDS)]
+        self.port = 0
         self.finished = trio.Event()  # live clients stay connected until the checks ran
 
     async def member(self, session: wstrio.Session) -> None:
@@ -89,6 +90,7 @@ async def _run_room(policy: wstrio.SlowConsumerPolicy, check: Check) -> list[flo
     latencies: list[float] = []
     async with trio.open_nursery() as nursery:
         port, stop = await start_stoppable(nursery, server)
+        stage.port = port
         stalled = await RawPeer.connect(port, "/member", receive_buffer=4096)
         for i in range(LIVE):
             ready = trio.Event()
@@ -145,6 +147,9 @@ async def test_stalled_member_is_closed_with_1008_and_the_room_goes_on() -> None
         assert slow.closed is not None and slow.closed.ending is Ending.SLOW_CONSUMER
         assert (slow.closed.code, slow.closed.reason) == (1008, "slow consumer")
         assert stage.hub.statistics().slow_closes == 1 and stage.hub.statistics().drops == 0
+        assert stats.slow_consumer_closes == 1 and stats.closes_by_code[1008] == 1
+        _, metrics = await http_get(stage.port, "/metrics")
+        assert b"wstrio_slow_consumer_closes_total 1\n" in metrics
         assert stage.room.members == tuple(stage.members[1:])  # the live ones, all still in
         assert all(member.closed is None for member in stage.members[1:])
         messages, close = await _read_rest(stalled, None)
@@ -169,6 +174,8 @@ async def test_stalled_member_has_its_drops_counted(policy: wstrio.SlowConsumerP
         assert drops > 0 and slow.closed is None and slow in stage.room
         assert stage.hub.statistics().drops == drops  # nobody else lost anything
         assert stats.slow_consumer_drops == drops
+        _, metrics = await http_get(stage.port, "/metrics")
+        assert f"wstrio_slow_consumer_drops_total {drops}\n".encode() in metrics
         assert all(member.statistics().drops == 0 for member in stage.members[1:])
         messages, _ = await _read_rest(stalled, ROUNDS - drops)
         serials = [int(message[:6]) for message in messages]

@@ -1,6 +1,6 @@
 """wstrio: WebSocket server and client for Trio, one supervised nursery per connection."""
 
-from ._apps import echo
+from ._apps import echo, page
 from ._chat import Chat
 from ._closecodes import CLOSE_TABLE, CloseCode, Closed, Ending
 from ._config import Config
@@ -42,6 +42,7 @@ __all__ = [
     "Static",
     "WstrioError",
     "echo",
+    "page",
     "serve",
 ]
 __version__ = "0.1.0"
