@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -62,3 +65,15 @@ async def http_get(port: int, path: str) -> tuple[bytes, bytes]:
                 response += chunk
     head, _, body = response.partition(b"\r\n\r\n")
     return head, body
+
+
+def python_blocks(path: Path) -> list[str]:
+    """The ```python code blocks of a Markdown file, in order."""
+    return re.findall(r"^```python\n(.*?)^```", path.read_text(), re.M | re.S)
+
+
+def run_block(code: str, name: str = "doc_sample") -> dict[str, Any]:
+    """Execute a code block as a module that is not __main__; its namespace."""
+    namespace: dict[str, Any] = {"__name__": name}
+    exec(compile(code, name, "exec"), namespace)
+    return namespace
