@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import struct
 from collections.abc import Awaitable, Callable
 
@@ -48,15 +49,29 @@ def _short(reason: str) -> bytes:
     return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
 
 
+def close_frame(payload: bytes, *, mask: bytes | None = None) -> bytes:
+    """A close frame carrying ``payload`` (at most 125 bytes), masked if ``mask``."""
+    if mask is None:
+        return bytes((0x88, len(payload))) + payload
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return bytes((0x88, 0x80 | len(payload))) + mask + masked
+
+
 class GuardedNursery:
     """What ``wrap_server_stream`` gets instead of a nursery: it starts the
     engine's reader task so that an error inside trio-websocket (for example
     wsproto refusing to answer a ping that crossed our close frame) drops this
     connection's socket instead of tearing down the connection's task tree."""
 
-    def __init__(self, nursery: trio.Nursery, stream: trio.abc.Stream) -> None:
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        stream: trio.abc.Stream,
+        on_failure: Callable[[Exception], object] | None = None,
+    ) -> None:
         self._nursery = nursery
         self._stream = stream
+        self._on_failure = on_failure
 
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         self._nursery.start_soon(self._guard, fn, *args)
@@ -65,7 +80,10 @@ class GuardedNursery:
         try:
             await fn(*args)
         except Exception as exc:
-            logger.warning("trio-websocket failed on a connection; dropping it: %r", exc)
+            if self._on_failure is not None:
+                self._on_failure(exc)
+            else:
+                logger.warning("trio-websocket failed on a connection; dropping it: %r", exc)
             await trio.aclose_forcefully(self._stream)
 
 
@@ -77,10 +95,13 @@ class EngineTransport:
         ws: trio_websocket.WebSocketConnection,
         stream: trio.abc.Stream,
         info: ConnectionInfo,
+        *,
+        client: bool = False,
     ) -> None:
         self._ws = ws
         self._stream = stream
         self._info = info
+        self._client = client
         self._ping_ids = itertools.count()
 
     @property
@@ -114,10 +135,11 @@ class EngineTransport:
         ended = closed_from_engine(trio_websocket.ConnectionClosed(earlier))
         if ended.ending is Ending.PROTOCOL_ERROR:
             # trio-websocket gave up without telling the peer: send the close
-            # frame it did not (server frames are unmasked, RFC 6455 5.1).
+            # frame it did not (RFC 6455 5.1: a client masks, a server does not).
             payload = struct.pack("!H", ended.code) + _short(ended.reason)
+            frame = close_frame(payload, mask=os.urandom(4) if self._client else None)
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await self._stream.send_all(bytes((0x88, len(payload))) + payload)
+                await self._stream.send_all(frame)
         return ended
 
     async def abort(self) -> None:

@@ -40,6 +40,39 @@ class OutboxFull(WstrioError):
     """``send_nowait`` found the session's outbox full."""
 
 
+class ConnectError(WstrioError, OSError):
+    """A client could not reach the server or finish the opening handshake."""
+
+
+class HandshakeTimeout(ConnectError, TimeoutError):
+    """Connecting and the opening handshake took longer than ``handshake_timeout``."""
+
+
+class HandshakeRejected(WstrioError):
+    """The server answered the opening handshake with an HTTP status, not 101.
+
+    ``status_code``, ``headers`` (a list of ``(name, value)`` strings) and
+    ``body`` are the server's response.
+    """
+
+    def __init__(self, status_code: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        super().__init__(status_code, headers, body)
+        self.status_code = status_code
+        self.headers = headers
+        self.body = body
+
+    def header(self, name: str) -> str | None:
+        """The first value of response header ``name`` (case-insensitive), or None."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+    def __str__(self) -> str:
+        text = self.body[:200].decode("utf-8", "replace").strip()
+        return f"server refused the WebSocket handshake with HTTP {self.status_code}" + (
+            f": {text}" if text else ""
+        )
+
+
 class InternalError(WstrioError):
     """A bug in wstrio itself (never an expected ending): please report it."""
 

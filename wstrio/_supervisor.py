@@ -110,6 +110,10 @@ class Supervisor:
         """Close with 1001 (server shutting down); the handler gets ``shutdown_timeout``."""
         self._decide(Ending.GOING_AWAY)
 
+    def decide(self, ending: Ending, code: int | None = None, reason: str | None = None) -> None:
+        """End the connection from outside its tasks (a client's caller, a room)."""
+        self._decide(ending, code, reason)
+
     def slow_consumer(self) -> None:
         """Close with 1008: a room found the outbox full under the "close" policy."""
         self._decide(Ending.SLOW_CONSUMER)

@@ -1,0 +1,313 @@
+"""``wstrio.connect``: a client session, supervised exactly like a server one.
+
+Theory of operation
+-------------------
+A client connection is one *connection task*: it opens the byte stream (TCP,
+TLS for ``wss://``, or whatever an ``opener`` gives, such as the test kit's
+memory streams), runs trio-websocket's client handshake, and then runs the
+same :class:`Supervisor` as the server, whose "handler" is a stand-in that
+waits for the caller to be done with the session. The caller's code is the
+real handler: when it ends, :meth:`_Client.end_body` turns the way it ended
+into an :class:`Ending` (returned: 1000, ``CloseConnection``: its code, an
+exception: 1011, cancelled: 1001) and the supervisor closes the connection.
+
+``connect`` runs the connection task in a nursery around the caller's block;
+``reconnecting`` runs it as a Trio system task, because an async generator may
+not yield inside a nursery (the caller could abandon it mid-iteration).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import attrs
+import trio
+import trio_websocket
+
+from ._closecodes import Ending
+from ._config import Config
+from ._engine import EngineTransport, GuardedNursery
+from ._errors import (
+    CloseConnection,
+    ConnectError,
+    ConnectionClosed,
+    HandshakeRejected,
+    HandshakeTimeout,
+    InternalError,
+    leaves,
+)
+from ._front import peer_address
+from ._session import Session
+from ._supervisor import Supervisor
+from ._transport import ConnectionInfo, Headers
+
+HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+@attrs.frozen
+class Target:
+    """Where a ``ws://`` or ``wss://`` URL points."""
+
+    url: str
+    secure: bool
+    host: str
+    port: int
+    resource: str  # path and query, sent in the request line
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.secure else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def parse_url(url: str) -> Target:
+    """Split a WebSocket URL; ValueError for anything but ``ws://`` and ``wss://``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"a WebSocket URL is ws://host[:port]/path or wss://...: {url!r}")
+    secure = parts.scheme == "wss"
+    port = parts.port or (443 if secure else 80)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(url, secure, parts.hostname, port, resource)
+
+
+Opener = Callable[[Target], Awaitable[trio.abc.Stream]]
+
+
+@attrs.frozen
+class Options:
+    """Everything ``connect`` needs besides the URL."""
+
+    config: Config = attrs.field(factory=Config)
+    subprotocols: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    ssl_context: ssl.SSLContext | None = None
+    opener: Opener | None = None
+
+
+def make_options(
+    config: Config,
+    subprotocols: Iterable[str],
+    headers: HeadersLike | None,
+    ssl_context: ssl.SSLContext | None,
+    opener: Opener | None,
+) -> Options:
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    return Options(
+        config, tuple(subprotocols), tuple((str(k), str(v)) for k, v in pairs), ssl_context, opener
+    )
+
+
+async def open_stream(target: Target, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
+    """TCP to the target, with TLS on top for ``wss://``."""
+    stream: trio.abc.Stream = await trio.open_tcp_stream(target.host, target.port)
+    if target.secure:
+        context = ssl_context if ssl_context is not None else ssl.create_default_context()
+        tls = trio.SSLStream(stream, context, server_hostname=target.host)
+        try:
+            await tls.do_handshake()
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        stream = tls
+    return stream
+
+
+class _Client:
+    """One client connection: its task, and what the caller waits on."""
+
+    def __init__(self, target: Target, options: Options) -> None:
+        self.target = target
+        self.options = options
+        self.scope = trio.CancelScope()
+        self.ready = trio.Event()
+        self.finished = trio.Event()
+        self.failure: BaseException | None = None  # why no session was opened
+        self.error: InternalError | None = None  # a bug in the supervisor
+        self.supervisor: Supervisor | None = None
+        self._body_done = trio.Event()
+
+    async def opened(self) -> Session:
+        """Wait for the handshake; the session, or the reason there is none."""
+        try:
+            await self.ready.wait()
+        except BaseException:
+            self.scope.cancel()
+            raise
+        if self.supervisor is None:
+            assert self.failure is not None
+            raise self.failure
+        return self.supervisor.session
+
+    def end_body(self, exc: BaseException | None) -> None:
+        """The caller is done with the session: close it the way its code ended."""
+        supervisor = self.supervisor
+        if supervisor is not None:
+            if isinstance(exc, CloseConnection):
+                supervisor.decide(Ending.HANDLER_CLOSED, exc.code, exc.reason)
+            elif isinstance(exc, trio.Cancelled) or not isinstance(exc, Exception | None):
+                supervisor.decide(Ending.GOING_AWAY)
+            elif exc is not None and not isinstance(exc, ConnectionClosed):
+                supervisor.decide(Ending.HANDLER_ERROR)
+        self._body_done.set()
+
+    async def run(self) -> None:
+        """The connection task; it never raises (outcomes are in the attributes)."""
+        try:
+            with self.scope:
+                await self._run()
+        except BaseException as exc:
+            if not isinstance(exc, trio.Cancelled) and self.failure is None:
+                self.error = InternalError(f"bug in wstrio's client: {exc!r}")
+        finally:
+            if self.failure is None and self.supervisor is None:
+                self.failure = ConnectError(f"connecting to {self.target.url} was cancelled")
+            self.ready.set()
+            self.finished.set()
+
+    async def _run(self) -> None:
+        target, options = self.target, self.options
+        config = options.config
+        deadline = trio.current_time() + config.handshake_timeout
+        stream: trio.abc.Stream | None = None
+        with trio.move_on_at(deadline):
+            try:
+                if options.opener is not None:
+                    stream = await options.opener(target)
+                else:
+                    stream = await open_stream(target, options.ssl_context)
+            except (OSError, ssl.SSLError) as exc:
+                self.failure = _unreachable(target, exc)
+                return
+        if stream is None:
+            self.failure = _timed_out(target, config)
+            return
+        try:
+            async with trio.open_nursery() as engine:
+                ws = await self._handshake(engine, stream, deadline)
+                if ws is None:
+                    engine.cancel_scope.cancel()
+                    return
+                self.supervisor = Supervisor(
+                    EngineTransport(ws, stream, _info(target, ws, stream), client=True),
+                    self._wait_for_body,
+                    config,
+                )
+                self.ready.set()
+                try:
+                    await self.supervisor.run()
+                except InternalError as exc:
+                    self.error = exc
+                engine.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+
+    async def _handshake(
+        self, engine: trio.Nursery, stream: trio.abc.Stream, deadline: float
+    ) -> trio_websocket.WebSocketConnection | None:
+        target, options = self.target, self.options
+        failures: list[Exception] = []
+        with trio.CancelScope(deadline=deadline) as scope:
+
+            def failed(exc: Exception) -> None:
+                failures.append(exc)
+                scope.cancel()
+
+            return await trio_websocket.wrap_client_stream(
+                GuardedNursery(engine, stream, on_failure=failed),  # type: ignore[arg-type]
+                stream,  # type: ignore[arg-type]
+                target.host_header,
+                target.resource,
+                subprotocols=options.subprotocols or None,
+                extra_headers=[(k.encode(), v.encode()) for k, v in options.headers] or None,
+                message_queue_size=1,
+                max_message_size=options.config.max_message_size,
+                receive_buffer_size=options.config.receive_buffer_size,
+            )
+        if failures and isinstance(failures[0], trio_websocket.ConnectionRejected):
+            rejected = failures[0]
+            pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in rejected.headers]
+            self.failure = HandshakeRejected(rejected.status_code, pairs, rejected.body or b"")
+        elif failures:
+            self.failure = ConnectError(f"handshake with {target.url} failed: {failures[0]}")
+        else:
+            self.failure = _timed_out(target, options.config)
+        return None
+
+    async def _wait_for_body(self, session: Session) -> None:
+        await self._body_done.wait()
+
+
+def _info(
+    target: Target, ws: trio_websocket.WebSocketConnection, stream: trio.abc.Stream
+) -> ConnectionInfo:
+    path, _, query = target.resource.partition("?")
+    pairs = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in ws.handshake_headers)
+    return ConnectionInfo(path, query, Headers(pairs), peer_address(stream), ws.subprotocol)
+
+
+def _unreachable(target: Target, exc: BaseException) -> ConnectError:
+    """A one-line ConnectError; trio's "all attempts failed" hides the errno in its cause."""
+    cause: BaseException | None = exc
+    while cause is not None and getattr(cause, "errno", None) is None:
+        inner = cause.__cause__
+        if isinstance(inner, BaseExceptionGroup):
+            inner = next(iter(leaves(inner)), None)
+        cause = inner
+    found = cause if cause is not None else exc
+    errno = getattr(found, "errno", None)
+    detail = getattr(found, "strerror", None) or str(found) or type(found).__name__
+    message = f"cannot connect to {target.url}: {detail}"
+    return ConnectError(message) if errno is None else ConnectError(errno, message)
+
+
+def _timed_out(target: Target, config: Config) -> HandshakeTimeout:
+    return HandshakeTimeout(
+        f"connecting to {target.url} took longer than {config.handshake_timeout} s"
+    )
+
+
+@asynccontextmanager
+async def connect(
+    url: str,
+    *,
+    config: Config = Config(),  # noqa: B008 - frozen, so sharing it is safe
+    subprotocols: Iterable[str] = (),
+    headers: HeadersLike | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    opener: Opener | None = None,
+) -> AsyncIterator[Session]:
+    """Open a WebSocket to ``url``; ``async with connect(url) as session: ...``.
+
+    The session is supervised like a server session (heartbeat, bounded
+    queues, the close-code table). Leaving the block closes it: 1000 when the
+    block ends, the code of a ``CloseConnection`` it raises, 1011 for any
+    other exception (which then propagates, unwrapped). Raises
+    :class:`HandshakeRejected`, :class:`ConnectError` (an ``OSError``) or
+    :class:`HandshakeTimeout` when no session could be opened.
+    """
+    options = make_options(config, subprotocols, headers, ssl_context, opener)
+    client = _Client(parse_url(url), options)
+    error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.run)
+        await client.ready.wait()
+        if client.supervisor is not None:
+            try:
+                yield client.supervisor.session
+            except BaseException as exc:  # re-raised below, once the close is done
+                error = exc
+            finally:
+                client.end_body(error)
+    if client.supervisor is None:
+        assert client.failure is not None
+        raise client.failure  # outside the nursery: never wrapped in an ExceptionGroup
+    if client.error is not None:
+        raise client.error
+    if error is not None and not isinstance(error, CloseConnection):
+        raise error
