@@ -2,11 +2,15 @@
 
 from ._apps import echo, page
 from ._chat import Chat
+from ._client import connect
 from ._closecodes import CLOSE_TABLE, CloseCode, Closed, Ending
 from ._config import Config
 from ._errors import (
     CloseConnection,
+    ConnectError,
     ConnectionClosed,
+    HandshakeRejected,
+    HandshakeTimeout,
     InternalError,
     OutboxFull,
     WstrioError,
@@ -24,8 +28,11 @@ __all__ = [
     "CloseConnection",
     "Closed",
     "Config",
+    "ConnectError",
     "ConnectionClosed",
     "Ending",
+    "HandshakeRejected",
+    "HandshakeTimeout",
     "Headers",
     "Hub",
     "HubStatistics",
@@ -41,6 +48,7 @@ __all__ = [
     "SlowConsumerPolicy",
     "Static",
     "WstrioError",
+    "connect",
     "echo",
     "page",
     "serve",
