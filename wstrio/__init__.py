@@ -16,6 +16,7 @@ from ._errors import (
     WstrioError,
 )
 from ._hub import Hub, HubStatistics, Room, RoomStatistics, SlowConsumerPolicy
+from ._reconnect import RECONNECT_CODES, reconnecting
 from ._routes import Route, Static
 from ._server import Server, ServerStatistics, serve
 from ._session import Session, SessionStatistics
@@ -23,6 +24,7 @@ from ._transport import Headers
 
 __all__ = [
     "CLOSE_TABLE",
+    "RECONNECT_CODES",
     "Chat",
     "CloseCode",
     "CloseConnection",
@@ -51,6 +53,7 @@ __all__ = [
     "connect",
     "echo",
     "page",
+    "reconnecting",
     "serve",
 ]
 __version__ = "0.1.0"

@@ -74,6 +74,7 @@ class Session:
         self._bytes_in = 0
         self._bytes_out = 0
         self._drops = 0
+        self._quiet_all = False  # a reconnecting client's session: async for never raises
         self._rooms: set[Room] = set()
 
     # -- what the handshake carried -------------------------------------------------
@@ -144,7 +145,7 @@ class Session:
             return await self._inbox.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             exc = self._closed_error()
-            if exc.code in QUIET_CODES:
+            if exc.code in QUIET_CODES or self._quiet_all:
                 raise StopAsyncIteration from None
             raise exc from None
 
