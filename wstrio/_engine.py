@@ -49,12 +49,12 @@ def _short(reason: str) -> bytes:
     return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
 
 
-def close_frame(payload: bytes, *, mask: bytes | None = None) -> bytes:
-    """A close frame carrying ``payload`` (at most 125 bytes), masked if ``mask``."""
+def short_frame(first_byte: int, payload: bytes, *, mask: bytes | None = None) -> bytes:
+    """A frame of at most 125 payload bytes (FIN/opcode in ``first_byte``), masked if ``mask``."""
     if mask is None:
-        return bytes((0x88, len(payload))) + payload
+        return bytes((first_byte, len(payload))) + payload
     masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return bytes((0x88, 0x80 | len(payload))) + mask + masked
+    return bytes((first_byte, 0x80 | len(payload))) + mask + masked
 
 
 class GuardedNursery:
@@ -137,7 +137,7 @@ class EngineTransport:
             # trio-websocket gave up without telling the peer: send the close
             # frame it did not (RFC 6455 5.1: a client masks, a server does not).
             payload = struct.pack("!H", ended.code) + _short(ended.reason)
-            frame = close_frame(payload, mask=os.urandom(4) if self._client else None)
+            frame = short_frame(0x88, payload, mask=os.urandom(4) if self._client else None)
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await self._stream.send_all(frame)
         return ended

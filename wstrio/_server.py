@@ -124,6 +124,15 @@ class Server:
             listeners = [
                 trio.SSLListener(lst, ssl_context, https_compatible=True) for lst in listeners
             ]
+        await self.serve_listeners(listeners, task_status=task_status)
+
+    async def serve_listeners(
+        self,
+        listeners: list[trio.abc.Listener[Any]],
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve connections from ``listeners`` until cancelled (``run`` makes TCP ones)."""
         bound = _bound_port(listeners[0])
         async with trio.open_nursery() as nursery:
             connections = await nursery.start(self._hold_connections)
@@ -263,6 +272,9 @@ async def serve(
 
 
 def _bound_port(listener: Any) -> int:
+    """The TCP port a listener is bound to; 0 for one that is not on a socket."""
     if isinstance(listener, trio.SSLListener):
         listener = listener.transport_listener
-    return int(listener.socket.getsockname()[1])
+    if isinstance(listener, trio.SocketListener):
+        return int(listener.socket.getsockname()[1])
+    return 0
