@@ -38,12 +38,8 @@ class Recorder:
         return {"/echo": self.echo, "/flood": self.flood}  # type: ignore[return-value]
 
     async def ended(self) -> wstrio.Closed:
-        with trio.fail_after(600):  # virtual seconds
-            while self.sessions[-1].closed is None:
-                await trio.sleep(1)
-        closed = self.sessions[-1].closed
-        assert closed is not None
-        return closed
+        with trio.fail_after(600):  # virtual seconds under autojump_clock
+            return await self.sessions[-1].wait_closed()
 
 
 async def test_echo_over_memory_streams() -> None:

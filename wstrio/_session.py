@@ -175,6 +175,13 @@ class Session:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise self._closed_error() from None
 
+    async def wait_closed(self) -> Closed:
+        """Wait until the connection has ended and the close handshake is done; how it closed."""
+        await self._supervisor.wire_closed.wait()
+        closed = self._supervisor.closed
+        assert closed is not None
+        return closed
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Flush the outbox, close with ``code`` and ``reason``, wait for the handshake."""
         code, reason = check_close(code, reason)
