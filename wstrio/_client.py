@@ -115,7 +115,7 @@ class _Client:
                     stream = await options.opener(target)
                 else:
                     stream = await open_stream(target, options.ssl_context)
-            except (OSError, ssl.SSLError) as exc:
+            except (OSError, trio.BrokenResourceError) as exc:  # TLS failures are the latter
                 self.failure = unreachable(target, exc)
                 return
         if stream is None:
