@@ -15,6 +15,7 @@ from websockets.trio.client import ClientConnection, connect
 
 import wstrio
 from wstrio._apps import default_routes
+from wstrio.testing import MemoryServer, open_memory_server
 
 
 @pytest.fixture
@@ -101,6 +102,19 @@ async def test_invalid_json_and_oversized_text_get_errors(port: int) -> None:
         assert (await recv(ada))["type"] == "error"
 
 
+@pytest.mark.parametrize(
+    "raw", ["[" * 100_000, '{"type": "ping", "id": NaN}', '{"type": "ping", "id": [[1]]}']
+)
+async def test_hostile_json_is_an_error_not_a_crash(port: int, raw: str) -> None:
+    """Deep nesting, NaN and odd ping ids get an error frame; the handler does not crash."""
+    async with member(port, "room=r8&name=ada") as ada:
+        await recv(ada)
+        await ada.send(raw)
+        assert (await recv(ada))["type"] == "error"
+        await say(ada, "still fine")
+        assert (await recv(ada))["text"] == "still fine"
+
+
 async def test_repeated_abuse_closes_with_1008(port: int) -> None:
     """max_strikes invalid messages in a row close the connection with 1008."""
     async with member(port, "room=r4&name=ada") as ada:
@@ -156,3 +170,36 @@ async def test_binary_frame_closes_with_1003(port: int) -> None:
             while True:
                 await ada.recv()
         assert ada.close_code == 1003
+
+
+async def test_a_hundred_members_speaking_at_once_close_nobody() -> None:
+    """A burst beyond outbox_size (everyone sends together) is backlogged, not a slow consumer."""
+    members = 100
+    chat = wstrio.Chat()
+    config = wstrio.Config(outbox_size=16, ping_interval=None)
+    routes = {"/ws/chat": wstrio.Route(chat, accepts="text")}
+    go = trio.Event()
+    got: list[int] = [0] * members
+
+    async def member(server: MemoryServer, i: int, ready: trio.Event) -> None:
+        async with server.connect(f"/ws/chat?room=burst&name=m{i}", config=config) as session:
+            ready.set()
+            await go.wait()
+            await session.send(json.dumps({"type": "message", "text": f"from {i}"}))
+            async for raw in session:
+                if json.loads(raw)["type"] == "message":
+                    got[i] += 1
+                    if got[i] == members:
+                        return
+
+    async with open_memory_server(routes, config=config) as server:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                for i in range(members):
+                    ready = trio.Event()
+                    nursery.start_soon(member, server, i, ready)
+                    await ready.wait()
+                go.set()
+        stats = server.statistics()
+    assert got == [members] * members
+    assert chat.hub.statistics().slow_closes == 0 and stats.slow_consumer_closes == 0

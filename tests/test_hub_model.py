@@ -25,7 +25,12 @@ from wstrio import Ending
 from wstrio._supervisor import Supervisor
 
 OUTBOX = 3
-CONFIG = wstrio.Config(outbox_size=OUTBOX, ping_interval=None)
+BACKLOG = 6  # bytes: two or three messages ("m7", "m42") beyond the outbox
+CONFIG = wstrio.Config(outbox_size=OUTBOX, broadcast_backlog=BACKLOG, ping_interval=None)
+
+
+def backlog_bytes(queue: list[str]) -> int:
+    return sum(len(message) for message in queue[OUTBOX:])
 ROOMS = ("a", "b")
 
 
@@ -105,7 +110,8 @@ class HubMachine(RuleBasedStateMachine):
             if i in excluded:
                 continue
             queue = self.queued[i]
-            if len(queue) < OUTBOX:
+            fits = backlog_bytes(queue) + len(message) <= BACKLOG
+            if len(queue) < OUTBOX or fits:
                 queue.append(message)
                 delivered += 1
             elif self.policy == "close":
@@ -113,11 +119,15 @@ class HubMachine(RuleBasedStateMachine):
                 self.counts["slow_closes"] += 1
             elif self.policy == "drop_newest":
                 self.counts["drops"] += 1
-            else:
-                queue.pop(0)
+            else:  # drop_oldest: spend the oldest backlog first, else the outbox's head
+                while len(queue) > OUTBOX and backlog_bytes(queue) + len(message) > BACKLOG:
+                    queue.pop(OUTBOX)
+                    self.counts["drops"] += 1
+                if backlog_bytes(queue) + len(message) > BACKLOG:
+                    queue.pop(0)
+                    self.counts["drops"] += 1
                 queue.append(message)
                 delivered += 1
-                self.counts["drops"] += 1
         assert got == delivered
         self.counts["deliveries"] += delivered
         self.counts["broadcasts"] += 1
@@ -135,6 +145,7 @@ class HubMachine(RuleBasedStateMachine):
                 message = outbox.receive_nowait()
             except trio.WouldBlock:
                 break
+            self.sessions[i].top_up()  # as the writer does after each message it takes
             self.delivered[i].append(message)  # type: ignore[arg-type]
             self.expected[i].append(self.queued[i].pop(0))
 
@@ -168,6 +179,14 @@ class HubMachine(RuleBasedStateMachine):
             assert got == want
             serials = [int(m[1:]) for m in got]
             assert serials == sorted(set(serials))
+
+    @invariant()
+    def backlog_matches(self) -> None:
+        for i, supervisor in enumerate(self.sessions):
+            if not self.closed[i]:
+                stats = supervisor.session.statistics()
+                assert stats.outbox_used == min(OUTBOX, len(self.queued[i]))
+                assert stats.backlog_bytes == backlog_bytes(self.queued[i]) <= BACKLOG
 
     @invariant()
     def counts_add_up(self) -> None:

@@ -26,6 +26,7 @@ ROUNDS = 60
 SIZE = 2048
 CONFIG = wstrio.Config(
     outbox_size=8,
+    broadcast_backlog=4 * SIZE,
     socket_send_buffer=8192,
     write_timeout=60,  # a stall-coupled hub would wait this long: far above any bound below
     close_timeout=60,

@@ -31,6 +31,10 @@ def _frame(kind: str, **fields: Any) -> str:
     return json.dumps({"type": kind, **fields, "ts": round(time.time(), 3)})
 
 
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
 class Chat:
     """A chat handler over a :class:`Hub`: one room per ``?room=``, names from ``?name=``."""
 
@@ -43,12 +47,21 @@ class Chat:
         max_name: int = 32,
         max_room: int = 64,
     ) -> None:
+        for name, value in (
+            ("max_text", max_text),
+            ("max_strikes", max_strikes),
+            ("max_name", max_name),
+            ("max_room", max_room),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Chat {name} must be an int >= 1, got {value!r}")
         self.hub = hub if hub is not None else Hub()
         self.max_text = max_text
         self.max_strikes = max_strikes
         self.max_name = max_name
         self.max_room = max_room
         self._names: dict[Session, str] = {}
+        self._taken: dict[str, set[str]] = {}  # names per room, held until the leave notice
         self._guests = itertools.count(1)
 
     def name_of(self, session: Session) -> str:
@@ -67,27 +80,29 @@ class Chat:
     async def __call__(self, session: Session) -> None:
         room_name, wanted = self._entry(session)
         room = self.hub.room(room_name)
-        taken = {self.name_of(member) for member in room.members}
+        taken = self._taken.setdefault(room_name, set())
         name, n = wanted, 1
         while name in taken:  # names are unique within a room: "ada", "ada-2", ...
             n += 1
             name = f"{wanted}-{n}"
         room.join(session)
         self._names[session] = name
-        members = [self.name_of(member) for member in room.members]
+        taken.add(name)
+        announced = False
         try:
+            members = [self.name_of(member) for member in room.members]
             session.send_nowait(_frame("members", room=room_name, name=name, members=members))
-        except BaseException:
-            room.leave(session)
-            del self._names[session]
-            raise
-        room.broadcast(_frame("join", room=room_name, name=name), exclude=session)
-        try:
+            room.broadcast(_frame("join", room=room_name, name=name), exclude=session)
+            announced = True
             await self._converse(session, room)
         finally:
             room.leave(session)
             del self._names[session]
-            room.broadcast(_frame("leave", room=room_name, name=name))
+            if announced:
+                room.broadcast(_frame("leave", room=room_name, name=name))
+            taken.discard(name)
+            if not taken:
+                self._taken.pop(room_name, None)
 
     async def _converse(self, session: Session, room: Room) -> None:
         strikes = 0  # +1 per invalid message, -1 per valid one: repeated abuse closes
@@ -104,14 +119,17 @@ class Chat:
     async def _answer(self, session: Session, room: Room, raw: str | bytes) -> str | None:
         """Act on one client message; the error to send back, if it was invalid."""
         try:
-            data = json.loads(raw)
-        except ValueError:
+            data = json.loads(raw, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
             return "invalid JSON"
         if not isinstance(data, dict):
             return "a message is a JSON object"
         kind = data.get("type")
         if kind == "ping":
-            await session.send(_frame("pong", id=data.get("id")))
+            ping_id = data.get("id")
+            if not isinstance(ping_id, int | float | str | None) or isinstance(ping_id, bool):
+                return "a ping id is a number or a string"
+            await session.send(_frame("pong", id=ping_id))
             return None
         if kind != "message":
             return f"unknown message type: {str(kind)[:40]!r}"

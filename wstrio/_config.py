@@ -35,6 +35,11 @@ def _size(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise ValueError(f"Config.{attribute.name} must be an int >= 1, got {value!r}")
 
 
+def _size_or_zero(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"Config.{attribute.name} must be an int >= 0, got {value!r}")
+
+
 def _size_or_none(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None:
         _size(instance, attribute, value)
@@ -76,6 +81,10 @@ class Config:
     inbox_size: int = attrs.field(default=16, validator=_size)
     #: Messages queued for sending; ``send`` waits and ``send_nowait`` raises when full.
     outbox_size: int = attrs.field(default=64, validator=_size)
+    #: Bytes of room broadcasts a session may hold beyond a full outbox, so that
+    #: a burst (many members speaking at once) never counts as a slow consumer;
+    #: a member whose backlog would pass this gets its room's slow-consumer policy.
+    broadcast_backlog: int = attrs.field(default=256 * 1024, validator=_size_or_zero)
     #: Largest incoming message, in bytes (characters for text); larger ones close with 1009.
     max_message_size: int = attrs.field(default=2**20, validator=_size)
     #: Bytes asked of the socket per read.

@@ -5,13 +5,19 @@ Theory of operation
 A broadcast puts the message into each member's bounded outbox with a
 non-blocking put; that member's writer task sends it when the peer reads.
 Nothing here awaits, so a member that stops reading cannot delay anyone else.
-When a member's outbox is full, the room applies its slow-consumer policy to
-that member alone:
+
+A full outbox alone does not make a member slow: Trio runs every ready task
+before any task it wakes, so when many members speak at once their broadcasts
+all land before any writer runs. Such bursts go to the member's *backlog*
+(bounded by ``Config.broadcast_backlog`` bytes), which its writer moves into
+the outbox as it drains it. Only when the backlog is spent too does the room
+apply its slow-consumer policy to that member alone:
 
 * ``"close"`` (the default): the member is closed with 1008 "slow consumer";
   the messages queued for it are dropped, and it leaves every room;
 * ``"drop_newest"``: this message is not queued for that member;
-* ``"drop_oldest"``: the oldest message in its outbox is dropped to make room.
+* ``"drop_oldest"``: the oldest backlogged broadcasts are dropped to make room
+  (the oldest outbox message if there is no backlog to spend).
 
 A session leaves every room the moment its ending is decided (whatever the
 reason), so a closing session never holds a place or receives more. The hub
@@ -29,7 +35,7 @@ import attrs
 import trio
 
 from ._errors import ConnectionClosed
-from ._session import Session, check_message
+from ._session import Session, check_message, payload_size
 from ._transport import Message
 
 SlowConsumerPolicy = Literal["close", "drop_newest", "drop_oldest"]
@@ -72,6 +78,8 @@ def _exclusion(exclude: Session | Iterable[Session] | None) -> Collection[Sessio
         return ()
     if isinstance(exclude, Session):
         return (exclude,)
+    if isinstance(exclude, set | frozenset):
+        return exclude
     return frozenset(exclude)
 
 
@@ -94,12 +102,12 @@ class Room:
 
     @property
     def policy(self) -> SlowConsumerPolicy:
-        """What happens to a member whose outbox is full; settable."""
+        """What happens to a member whose outbox and backlog are full; settable, kept by the hub."""
         return self._policy
 
     @policy.setter
     def policy(self, policy: SlowConsumerPolicy) -> None:
-        self._policy = _check_policy(policy)
+        self._policy = self.hub._policies[self.name] = _check_policy(policy)
 
     @property
     def members(self) -> tuple[Session, ...]:
@@ -132,12 +140,15 @@ class Room:
         """Queue ``message`` for every member but ``exclude``; never waits.
 
         Returns how many members it was queued for. Members whose outbox is
-        full get the room's slow-consumer policy instead.
+        full and whose backlog is spent get the room's slow-consumer policy.
         """
-        message = check_message(message)
-        skip = _exclusion(exclude)
-        slow: list[Session] = []
-        gone: list[Session] = []
+        delivered = self._deliver(check_message(message), _exclusion(exclude))
+        self._count(broadcasts=1, deliveries=delivered)
+        self.hub._counts.broadcasts += 1
+        return delivered
+
+    def _deliver(self, message: Message, skip: Collection[Session]) -> int:
+        full: list[Session] = []
         delivered = 0
         for session in self._members:
             if skip and session in skip:
@@ -146,29 +157,37 @@ class Room:
                 session._outbox.send_nowait(message)
                 delivered += 1
             except trio.WouldBlock:
-                slow.append(session)
-            except (trio.ClosedResourceError, trio.BrokenResourceError):  # pragma: no cover
-                gone.append(session)  # ended sessions leave at once; this is a safety net
-        for session in gone:
-            self.leave(session)
-        for session in slow:
-            delivered += self._when_full(session, message)
-        self._count(broadcasts=1, deliveries=delivered)
+                full.append(session)
+        if full:
+            size = payload_size(message)
+            for session in full:
+                delivered += self._when_full(session, message, size)
         return delivered
 
-    def _when_full(self, session: Session, message: Message) -> int:
-        """Apply the policy to a member whose outbox is full; 1 if ``message`` was queued."""
+    def _when_full(self, session: Session, message: Message, size: int) -> int:
+        """A member's outbox is full: backlog, or apply the policy; 1 if ``message`` was queued."""
+        limit = session._supervisor.config.broadcast_backlog
+        backlog = session._backlog
+        if session._backlog_bytes + size <= limit:
+            backlog.append(message)
+            session._backlog_bytes += size
+            return 1
         if self._policy == "close":
             self._count(slow_closes=1)
             session._supervisor.slow_consumer()
             return 0
-        if self._policy == "drop_oldest" and session._supervisor.drop_oldest():
-            self._count_drop(session)
-            try:
+        if self._policy == "drop_oldest":
+            while backlog and session._backlog_bytes + size > limit:
+                session._backlog_bytes -= payload_size(backlog.popleft())
+                self._count_drop(session)
+            if session._backlog_bytes + size <= limit:
+                backlog.append(message)
+                session._backlog_bytes += size
+                return 1
+            if session._supervisor.drop_oldest():  # no backlog to spend: make room in the outbox
+                self._count_drop(session)
                 session._outbox.send_nowait(message)
                 return 1
-            except trio.WouldBlock:  # a handler's waiting send took the freed slot
-                pass
         self._count_drop(session)
         return 0
 
@@ -177,9 +196,11 @@ class Room:
         self._count(drops=1)
 
     def _count(self, **amounts: int) -> None:
+        """Add to this room's counters, and to the hub's (broadcasts: the caller counts those)."""
         for counts in (self._counts, self.hub._counts):
             for name, amount in amounts.items():
-                setattr(counts, name, getattr(counts, name) + amount)
+                if name != "broadcasts" or counts is self._counts:
+                    setattr(counts, name, getattr(counts, name) + amount)
 
     def statistics(self) -> RoomStatistics:
         """Members now; broadcasts, deliveries, drops and slow closes so far."""
@@ -204,6 +225,7 @@ class Hub:
     def __init__(self, *, policy: SlowConsumerPolicy = "close") -> None:
         self.policy = _check_policy(policy)
         self._rooms: weakref.WeakValueDictionary[str, Room] = weakref.WeakValueDictionary()
+        self._policies: dict[str, SlowConsumerPolicy] = {}  # rooms given their own policy
         self._counts = _Counters()
 
     def room(self, name: str, *, policy: SlowConsumerPolicy | None = None) -> Room:
@@ -212,10 +234,10 @@ class Hub:
             raise TypeError(f"a room name is a str, not {type(name).__name__}")
         room = self._rooms.get(name)
         if room is None:
-            room = Room(self, name, self.policy)
+            room = Room(self, name, self._policies.get(name, self.policy))
             self._rooms[name] = room
         if policy is not None:
-            room.policy = policy
+            room.policy = policy  # kept by the hub, even while the room is gone
         return room
 
     @property
@@ -227,11 +249,15 @@ class Hub:
         self, message: Message, *, exclude: Session | Iterable[Session] | None = None
     ) -> int:
         """Queue ``message`` once for every session in any room; never waits."""
+        message = check_message(message)
         seen = set(_exclusion(exclude))
         delivered = 0
         for room in list(self._rooms.values()):
-            delivered += room.broadcast(message, exclude=seen)
+            reached = room._deliver(message, seen)
+            room._count(broadcasts=1, deliveries=reached)
+            delivered += reached
             seen.update(room._members)
+        self._counts.broadcasts += 1
         return delivered
 
     def statistics(self) -> HubStatistics:

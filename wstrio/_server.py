@@ -234,7 +234,10 @@ def _tune_socket(stream: trio.abc.Stream, config: Config) -> None:
     if isinstance(stream, trio.SSLStream):
         stream = stream.transport_stream
     if isinstance(stream, trio.SocketStream):
-        stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, config.socket_send_buffer)
+        try:
+            stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, config.socket_send_buffer)
+        except OSError as exc:  # the peer may be gone already
+            logger.debug("cannot set SO_SNDBUF: %s", exc)
 
 
 def _counters(session: Session) -> tuple[int, int, int, int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
@@ -31,6 +32,8 @@ class SessionStatistics:
     outbox_used: int
     outbox_size: int
     drops: int = 0  # broadcasts dropped for this session by a room's slow-consumer policy
+    backlog_used: int = 0  # broadcasts waiting beyond the full outbox
+    backlog_bytes: int = 0
 
 
 def payload_size(message: Message) -> int:
@@ -74,6 +77,8 @@ class Session:
         self._bytes_in = 0
         self._bytes_out = 0
         self._drops = 0
+        self._backlog: deque[Message] = deque()  # broadcasts beyond a full outbox, in order
+        self._backlog_bytes = 0
         self._quiet_all = False  # a reconnecting client's session: async for never raises
         self._rooms: set[Room] = set()
 
@@ -201,6 +206,8 @@ class Session:
             outbox_used=outbox.current_buffer_used,
             outbox_size=int(outbox.max_buffer_size),
             drops=self._drops,
+            backlog_used=len(self._backlog),
+            backlog_bytes=self._backlog_bytes,
         )
 
     @property

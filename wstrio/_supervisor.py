@@ -27,6 +27,7 @@ close runs shielded, still bounded. Expected endings are values
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -77,6 +78,10 @@ class Supervisor:
         self._in_send = False  # a send was interrupted: the stream is unusable
         self._close_started = False
 
+    @property
+    def config(self) -> Config:
+        return self._config
+
     # -- lifecycle -------------------------------------------------------------------
     async def run(self) -> Closed:
         """Supervise the connection until every task is done; never raises for peers."""
@@ -119,12 +124,25 @@ class Supervisor:
         self._decide(Ending.SLOW_CONSUMER)
 
     def drop_oldest(self) -> bool:
-        """Drop the oldest message in the outbox; False if it holds none."""
+        """Drop the oldest message in the outbox; False if it holds none or a send waits."""
+        if self._outbox_recv.statistics().tasks_waiting_send:
+            return False  # its message would take the freed slot at once
         try:
             self._outbox_recv.receive_nowait()
         except (trio.WouldBlock, trio.EndOfChannel):
             return False
         return True
+
+    def top_up(self) -> None:
+        """Move backlogged broadcasts into the outbox while it has room (the writer calls this)."""
+        session = self.session
+        backlog = session._backlog
+        while backlog:
+            try:
+                self._outbox_send.send_nowait(backlog[0])
+            except (trio.WouldBlock, trio.ClosedResourceError):
+                return
+            session._backlog_bytes -= payload_size(backlog.popleft())
 
     async def close_from_handler(self, code: int, reason: str) -> None:
         self._decide(Ending.HANDLER_CLOSED, code, reason)
@@ -142,13 +160,17 @@ class Supervisor:
         self._outbox_send.close()
         if not CLOSE_TABLE[ending].drain:
             self._writer_scope.cancel()
+            self.session._backlog.clear()
+            self.session._backlog_bytes = 0
         if ending not in _HANDLER_DONE:
             grace = self._config.close_timeout
             if ending is Ending.GOING_AWAY:
                 grace = self._config.shutdown_timeout
             self._give_handler(grace)
         if self._nursery is not None:
-            self._nursery.start_soon(self._finish_wire)
+            # RuntimeError: cancelled from outside, the nursery is closing; run() closes the wire
+            with contextlib.suppress(RuntimeError):
+                self._nursery.start_soon(self._finish_wire)
 
     def _give_handler(self, seconds: float) -> None:
         deadline = trio.current_time() + seconds
@@ -256,35 +278,53 @@ class Supervisor:
         held: Message | None = None
         try:
             with self._writer_scope:
-                while True:
-                    with trio.CancelScope() as write_scope:
-                        while True:
-                            if held is not None:
-                                message, held = held, None
-                            else:
-                                try:
-                                    message = outbox.receive_nowait()
-                                except trio.WouldBlock:
-                                    message = await outbox.receive()
-                            if write_scope.cancel_called:  # stale deadline: new scope
-                                held = message
-                                break
-                            write_scope.deadline = trio.current_time() + timeout
-                            self._in_send = True
-                            await send(message)
-                            self._in_send = False
-                            session._messages_out += 1
-                            session._bytes_out += payload_size(message)
-                    if self._in_send:
-                        self._decide(Ending.WRITE_TIMEOUT)
-                        return
-        except trio.EndOfChannel:
-            pass  # a decision closed the outbox and it is drained
+                try:
+                    while True:
+                        with trio.CancelScope() as write_scope:
+                            while True:
+                                if held is not None:
+                                    message, held = held, None
+                                else:
+                                    try:
+                                        message = outbox.receive_nowait()
+                                    except trio.WouldBlock:
+                                        message = await outbox.receive()
+                                if session._backlog:
+                                    self.top_up()
+                                if write_scope.cancel_called:  # stale deadline: new scope
+                                    held = message
+                                    break
+                                write_scope.deadline = trio.current_time() + timeout
+                                self._in_send = True
+                                await send(message)
+                                self._in_send = False
+                                session._messages_out += 1
+                                session._bytes_out += payload_size(message)
+                        if self._in_send:
+                            self._decide(Ending.WRITE_TIMEOUT)
+                            return
+                except trio.EndOfChannel:  # a decision closed the outbox and it is drained
+                    await self._drain_backlog()
         except TransportClosed as exc:
             self._in_send = False
             self._decide(exc.ending, exc.code, exc.reason)
         finally:
             self._writer_done.set()
+
+    async def _drain_backlog(self) -> None:
+        """After a draining decision: send the broadcasts that waited beyond the outbox."""
+        session = self.session
+        while session._backlog:
+            message = session._backlog.popleft()
+            session._backlog_bytes -= payload_size(message)
+            self._in_send = True
+            with trio.move_on_after(self._config.write_timeout):
+                await self._transport.send(message)
+                self._in_send = False
+            if self._in_send:
+                return  # write timeout: the closer sees a send cut short and aborts
+            session._messages_out += 1
+            session._bytes_out += payload_size(message)
 
     async def _heartbeat(self) -> None:
         assert self._config.ping_interval is not None
