@@ -139,13 +139,13 @@ class HubMachine(RuleBasedStateMachine):
         i = data.draw(st.integers(0, len(self.sessions) - 1))
         if self.closed[i]:
             return
-        outbox = self.sessions[i]._outbox_recv
+        outbox = self.sessions[i].outbox.receive
         for _ in range(n):
             try:
                 message = outbox.receive_nowait()
             except trio.WouldBlock:
                 break
-            self.sessions[i].top_up()  # as the writer does after each message it takes
+            self.sessions[i].outbox.top_up()  # as the writer does after each message it takes
             self.delivered[i].append(message)  # type: ignore[arg-type]
             self.expected[i].append(self.queued[i].pop(0))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ._closecodes import check_close
+from ._closecodes import Ending, check_close
 
 
 class WstrioError(Exception):
@@ -92,3 +92,24 @@ def leaves(exc: BaseException) -> Iterator[BaseException]:
             yield from leaves(inner)
     else:
         yield exc
+
+
+def classify_handler_exception(
+    exc: BaseException, *, decided: bool
+) -> Ending | CloseConnection | None:
+    """What a handler's exception (perhaps a group from its own nursery) means.
+
+    HANDLER_ERROR if any part is a real error; else the first CloseConnection;
+    else None (only ConnectionClosed after the connection had already ended).
+    KeyboardInterrupt and SystemExit are not ours to swallow: re-raised.
+    """
+    parts = list(leaves(exc))
+    if any(not isinstance(leaf, Exception) for leaf in parts):
+        raise exc
+    closes = [leaf for leaf in parts if isinstance(leaf, CloseConnection)]
+    for leaf in parts:
+        if not isinstance(leaf, CloseConnection) and not (
+            isinstance(leaf, ConnectionClosed) and decided
+        ):
+            return Ending.HANDLER_ERROR
+    return closes[0] if closes else None

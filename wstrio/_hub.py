@@ -35,7 +35,8 @@ import attrs
 import trio
 
 from ._errors import ConnectionClosed
-from ._session import Session, check_message, payload_size
+from ._outbox import payload_size
+from ._session import Session, check_message
 from ._transport import Message
 
 SlowConsumerPolicy = Literal["close", "drop_newest", "drop_oldest"]
@@ -166,27 +167,22 @@ class Room:
 
     def _when_full(self, session: Session, message: Message, size: int) -> int:
         """A member's outbox is full: backlog, or apply the policy; 1 if ``message`` was queued."""
-        limit = session._supervisor.config.broadcast_backlog
-        backlog = session._backlog
-        if session._backlog_bytes + size <= limit:
-            backlog.append(message)
-            session._backlog_bytes += size
+        queue = session._queue
+        if queue.to_backlog(message, size):
             return 1
         if self._policy == "close":
             self._count(slow_closes=1)
             session._supervisor.slow_consumer()
             return 0
         if self._policy == "drop_oldest":
-            while backlog and session._backlog_bytes + size > limit:
-                session._backlog_bytes -= payload_size(backlog.popleft())
+            while queue.backlog and not queue.to_backlog(message, size):
+                queue.pop_backlog()
                 self._count_drop(session)
-            if session._backlog_bytes + size <= limit:
-                backlog.append(message)
-                session._backlog_bytes += size
-                return 1
-            if session._supervisor.drop_oldest():  # no backlog to spend: make room in the outbox
+            if queue.backlog:
+                return 1  # it fit once older broadcasts were dropped
+            if queue.drop_oldest():  # no backlog to spend: make room in the outbox
                 self._count_drop(session)
-                session._outbox.send_nowait(message)
+                queue.send.send_nowait(message)
                 return 1
         self._count_drop(session)
         return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
@@ -12,6 +11,7 @@ import trio
 
 from ._closecodes import QUIET_CODES, Closed, check_close
 from ._errors import ConnectionClosed, OutboxFull
+from ._outbox import Outbox
 from ._transport import ConnectionInfo, Headers, Message
 
 if TYPE_CHECKING:
@@ -36,13 +36,6 @@ class SessionStatistics:
     backlog_bytes: int = 0
 
 
-def payload_size(message: Message) -> int:
-    """Bytes the message occupies on the wire, before framing."""
-    if isinstance(message, str) and not message.isascii():  # isascii() is O(1)
-        return len(message.encode("utf-8"))
-    return len(message)
-
-
 def check_message(message: object) -> Message:
     if isinstance(message, str | bytes):
         return message
@@ -64,12 +57,13 @@ class Session:
         supervisor: Supervisor,
         info: ConnectionInfo,
         inbox: trio.MemoryReceiveChannel[Message],
-        outbox: trio.MemorySendChannel[Message],
+        outbox: Outbox,
     ) -> None:
         self._supervisor = supervisor
         self._info = info
         self._inbox = inbox
-        self._outbox = outbox
+        self._outbox = outbox.send  # the hot path sends straight into the channel
+        self._queue = outbox
         self._latency: float | None = None
         self._query: Mapping[str, str] | None = None
         self._messages_in = 0
@@ -77,8 +71,6 @@ class Session:
         self._bytes_in = 0
         self._bytes_out = 0
         self._drops = 0
-        self._backlog: deque[Message] = deque()  # broadcasts beyond a full outbox, in order
-        self._backlog_bytes = 0
         self._quiet_all = False  # a reconnecting client's session: async for never raises
         self._rooms: set[Room] = set()
 
@@ -206,8 +198,8 @@ class Session:
             outbox_used=outbox.current_buffer_used,
             outbox_size=int(outbox.max_buffer_size),
             drops=self._drops,
-            backlog_used=len(self._backlog),
-            backlog_bytes=self._backlog_bytes,
+            backlog_used=len(self._queue.backlog),
+            backlog_bytes=self._queue.backlog_bytes,
         )
 
     @property

@@ -36,8 +36,15 @@ import trio
 
 from ._closecodes import CLOSE_TABLE, Closed, Ending, Wire, decide
 from ._config import Config
-from ._errors import CloseConnection, ConnectionClosed, InternalError, leaves, split_group
-from ._session import Session, payload_size
+from ._errors import (
+    CloseConnection,
+    InternalError,
+    classify_handler_exception,
+    leaves,
+    split_group,
+)
+from ._outbox import Outbox, payload_size
+from ._session import Session
 from ._transport import Message, Transport, TransportClosed
 
 logger = logging.getLogger("wstrio")
@@ -64,8 +71,8 @@ class Supervisor:
         self._config = config
         self._accepts = accepts
         self._inbox_send, inbox_recv = trio.open_memory_channel[Message](config.inbox_size)
-        self._outbox_send, self._outbox_recv = trio.open_memory_channel[Message](config.outbox_size)
-        self.session = Session(self, transport.info, inbox_recv, self._outbox_send)
+        self.outbox = Outbox(config.outbox_size, config.broadcast_backlog)
+        self.session = Session(self, transport.info, inbox_recv, self.outbox)
         self.closed: Closed | None = None
         self.wire_closed = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -123,27 +130,6 @@ class Supervisor:
         """Close with 1008: a room found the outbox full under the "close" policy."""
         self._decide(Ending.SLOW_CONSUMER)
 
-    def drop_oldest(self) -> bool:
-        """Drop the oldest message in the outbox; False if it holds none or a send waits."""
-        if self._outbox_recv.statistics().tasks_waiting_send:
-            return False  # its message would take the freed slot at once
-        try:
-            self._outbox_recv.receive_nowait()
-        except (trio.WouldBlock, trio.EndOfChannel):
-            return False
-        return True
-
-    def top_up(self) -> None:
-        """Move backlogged broadcasts into the outbox while it has room (the writer calls this)."""
-        session = self.session
-        backlog = session._backlog
-        while backlog:
-            try:
-                self._outbox_send.send_nowait(backlog[0])
-            except (trio.WouldBlock, trio.ClosedResourceError):
-                return
-            session._backlog_bytes -= payload_size(backlog.popleft())
-
     async def close_from_handler(self, code: int, reason: str) -> None:
         self._decide(Ending.HANDLER_CLOSED, code, reason)
         await self.wire_closed.wait()
@@ -157,11 +143,10 @@ class Supervisor:
         self._reader_scope.cancel()
         self._heartbeat_scope.cancel()
         self._inbox_send.close()
-        self._outbox_send.close()
+        self.outbox.send.close()
         if not CLOSE_TABLE[ending].drain:
             self._writer_scope.cancel()
-            self.session._backlog.clear()
-            self.session._backlog_bytes = 0
+            self.outbox.clear_backlog()
         if ending not in _HANDLER_DONE:
             grace = self._config.close_timeout
             if ending is Ending.GOING_AWAY:
@@ -224,23 +209,12 @@ class Supervisor:
 
     def _handler_raised(self, exc: BaseException) -> None:
         """Decide from what the handler (or a task in its nursery) raised."""
-        parts = list(leaves(exc))
-        fatal = [leaf for leaf in parts if not isinstance(leaf, Exception)]
-        if fatal:  # KeyboardInterrupt, SystemExit: not ours to swallow
-            raise exc
-        closes = [leaf for leaf in parts if isinstance(leaf, CloseConnection)]
-        ours = self.closed is not None
-        errors = [
-            leaf
-            for leaf in parts
-            if not isinstance(leaf, CloseConnection)
-            and not (isinstance(leaf, ConnectionClosed) and ours)
-        ]
-        if errors:
+        verdict = classify_handler_exception(exc, decided=self.closed is not None)
+        if verdict is Ending.HANDLER_ERROR:
             logger.error("handler for %s raised", self.session.path, exc_info=exc)
             self._decide(Ending.HANDLER_ERROR)
-        elif closes:
-            self._decide(Ending.HANDLER_CLOSED, closes[0].code, closes[0].reason)
+        elif isinstance(verdict, CloseConnection):
+            self._decide(Ending.HANDLER_CLOSED, verdict.code, verdict.reason)
 
     async def _reader(self) -> None:
         session = self.session
@@ -273,7 +247,8 @@ class Supervisor:
         # keeping the message it may have just taken.
         session = self.session
         timeout = self._config.write_timeout
-        outbox = self._outbox_recv
+        outbox = self.outbox.receive
+        queue = self.outbox
         send = self._transport.send
         held: Message | None = None
         try:
@@ -289,8 +264,8 @@ class Supervisor:
                                         message = outbox.receive_nowait()
                                     except trio.WouldBlock:
                                         message = await outbox.receive()
-                                if session._backlog:
-                                    self.top_up()
+                                if queue.backlog:
+                                    queue.top_up()
                                 if write_scope.cancel_called:  # stale deadline: new scope
                                     held = message
                                     break
@@ -314,9 +289,8 @@ class Supervisor:
     async def _drain_backlog(self) -> None:
         """After a draining decision: send the broadcasts that waited beyond the outbox."""
         session = self.session
-        while session._backlog:
-            message = session._backlog.popleft()
-            session._backlog_bytes -= payload_size(message)
+        while self.outbox.backlog:
+            message = self.outbox.pop_backlog()
             self._in_send = True
             with trio.move_on_after(self._config.write_timeout):
                 await self._transport.send(message)
