@@ -11,7 +11,7 @@ import wstrio
 from wstrio import CLOSE_TABLE, CloseCode, Ending
 from wstrio._closecodes import Wire, decide, is_sendable
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "close-codes.md"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "reference" / "close-codes.md"
 
 EXPECTED = {
     Ending.HANDLER_RETURNED: (1000, Wire.CLOSE),
@@ -42,7 +42,7 @@ def test_each_ending_has_its_row(ending: Ending) -> None:
 
 
 def test_docs_table_matches_code() -> None:
-    """docs/close-codes.md lists each ending with the code the table sends."""
+    """docs/reference/close-codes.md lists each ending with the code the table sends."""
     text = DOC.read_text()
     for ending, (code, _) in EXPECTED.items():
         row = re.search(rf"^\|[^|\n]*`{ending.name}`[^|\n]*\|([^|\n]*)\|", text, re.M)

@@ -61,8 +61,8 @@ async def test_ticker_example_pushes_updates_of_the_symbols_asked_for(
 
 
 async def test_rooms_doc_sample_broadcasts(nursery: trio.Nursery) -> None:
-    """The sample in docs/rooms.md announces joins and broadcasts to its room only."""
-    (code,) = python_blocks(EXAMPLES.parent / "docs" / "rooms.md")
+    """The sample in docs/howto/rooms.md announces joins and broadcasts to its room only."""
+    (code,) = python_blocks(EXAMPLES.parent / "docs" / "howto" / "rooms.md")
     chat = run_block(code)["chat"]
     port = await nursery.start(functools.partial(wstrio.serve, {"/ws/room": chat}, port=0))
     url = f"ws://127.0.0.1:{port}/ws/room"
