@@ -1,8 +1,14 @@
-"""`wstrio client`: real subprocesses against a real server on 127.0.0.1."""
+"""`wstrio client` and `wstrio bench`: real subprocesses against a real server on 127.0.0.1.
+
+The bench's scheduling and counting are also checked in-process on Trio's
+MockClock over wstrio.testing's memory streams, where the numbers are exact.
+"""
 
 from __future__ import annotations
 
+import argparse
 import functools
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +19,9 @@ import pytest
 import trio
 
 import wstrio
+from wstrio._cli import Interrupt
+from wstrio._cli_bench import Bench
+from wstrio.testing import open_memory_server
 
 CLI = [sys.executable, "-m", "wstrio"]
 
@@ -68,7 +77,7 @@ async def test_client_pipe_sends_lines_and_prints_replies(base: str) -> None:
 
 async def test_client_pipe_waits_while_replies_keep_coming(base: str) -> None:
     """After stdin ends, replies that keep arriving within --wait are all printed."""
-    result = await cli("client", f"{base}/ws/slow", "--wait", "1", stdin=b"x\n")
+    result = await cli("client", f"{base}/ws/slow", "--wait", "1.5", stdin=b"x\n")
     assert (result.stdout, result.returncode) == (b"x\nx\n", 0)
 
 
@@ -109,7 +118,8 @@ async def test_client_failures_are_one_line(base: str, target: str, expected: st
 
 @pytest.mark.parametrize(
     "args",
-    [["client", "http://127.0.0.1/"], ["client", "ws://x/", "--header", "novalue"]],
+    [["client", "http://127.0.0.1/"], ["client", "ws://x/", "--header", "novalue"],
+     ["bench", "ws://x/", "--size", "4"], ["bench", "ws://x/", "--rate", "-1"]],
 )
 async def test_usage_errors_exit_2(args: list[str]) -> None:
     """Nonsense arguments exit 2 with the reason on stderr, no traceback."""
@@ -121,25 +131,23 @@ async def test_usage_errors_exit_2(args: list[str]) -> None:
 async def test_client_ctrl_c_closes_with_1001() -> None:
     """SIGINT while connected: the server sees 1001, the client exits 130."""
     seen: list[wstrio.Closed | None] = []
-    opened = trio.Event()
 
-    async def watch(session: wstrio.Session) -> None:
-        opened.set()
-        async for _ in session:
-            pass
+    async def echo_and_note(session: wstrio.Session) -> None:
+        await wstrio.echo(session)
         seen.append(session.closed)
 
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(functools.partial(wstrio.serve, {"/": watch}, port=0))
+        port = await nursery.start(functools.partial(wstrio.serve, {"/": echo_and_note}, port=0))
         with trio.fail_after(15):
             proc = await trio.lowlevel.open_process(
                 [*CLI, "client", f"ws://127.0.0.1:{port}/"],
-                stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )
-            await opened.wait()
+            assert proc.stdin and proc.stdout and proc.stderr
+            await proc.stdin.send_all(b"hi\n")
+            assert await proc.stdout.receive_some() == b"hi\n"  # connected, both ways
             proc.send_signal(signal.SIGINT)
             assert await proc.wait() == 130
-            assert proc.stderr is not None
             assert await proc.stderr.receive_some() == b"closed 1001 going away\n"
         nursery.cancel_scope.cancel()
     assert [(c.code, c.reason) for c in seen if c] == [(1001, "going away")]
@@ -179,6 +187,45 @@ async def test_client_interactive_in_a_terminal(base: str) -> None:
         await terminal.aclose()
 
 
+async def test_bench_json_against_the_echo_server(base: str) -> None:
+    """bench --json for 2 s: every key, messages flowed, ordered percentiles, no errors."""
+    result = await cli("bench", f"{base}/ws/echo", "--duration", "2", "--connections", "4",
+                       "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) >= {"url", "connections", "duration", "size", "rate", "messages",
+                           "messages_per_second", "latency_ms", "errors"}
+    assert (report["connections"], report["size"], report["rate"]) == (4, 16, 0)
+    assert report["duration"] == pytest.approx(2, abs=0.1)
+    assert report["messages"] > 0 and report["messages_per_second"] > 0
+    latency = report["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+    assert report["errors"] == {}
+
+
+async def test_bench_table_and_open_loop(base: str) -> None:
+    """--rate sends on schedule; without --json the summary is a table."""
+    result = await cli("bench", f"{base}/ws/echo", "--duration", "1", "--connections", "2",
+                       "--rate", "20")
+    assert result.returncode == 0, result.stderr
+    rows = dict(line.split(None, 1) for line in result.stdout.decode().splitlines()
+                if not line.startswith("latency"))
+    assert rows["rate"] == "20/s per connection" and rows["errors"] == "none"
+    assert 20 <= int(rows["messages"]) <= 42
+
+
+async def test_bench_unreachable_counts_connect_errors() -> None:
+    """No session opens: the bench stops at once, counts errors by kind, exits 1."""
+    with trio.socket.socket() as closed_port:
+        await closed_port.bind(("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{closed_port.getsockname()[1]}/"
+        result = await cli("bench", url, "--connections", "3", "--json")
+    report = json.loads(result.stdout)
+    assert report["errors"] == {"connect ECONNREFUSED": 3}
+    assert report["messages"] == 0 and report["latency_ms"]["p50"] is None
+    assert result.returncode == 1 and result.stderr.count(b"\n") == 1
+
+
 @pytest.mark.parametrize(
     ("command", "options"),
     [
@@ -187,6 +234,8 @@ async def test_client_interactive_in_a_terminal(base: str) -> None:
         ("client", ["--wait", "--header", "--subprotocol", "--cafile", "--insecure",
                     "--handshake-timeout", "--ping-interval", "--ping-timeout",
                     "--close-timeout", "--max-message-size"]),
+        ("bench", ["--connections", "--duration", "--size", "--rate", "--timeout", "--json",
+                   "--header", "--subprotocol", "--cafile", "--insecure"]),
     ],
 )
 async def test_help_lists_every_option_with_defaults(command: str, options: list[str]) -> None:
@@ -196,3 +245,41 @@ async def test_help_lists_every_option_with_defaults(command: str, options: list
     text = result.stdout.decode()
     assert all(option in text for option in options), text
     assert "(default: 20.0)" in text or "(default: 10)" in text
+
+
+def bench_args(**changes: object) -> argparse.Namespace:
+    plan = {"url": "ws://wstrio.test/ws/echo", "connections": 3, "duration": 10.0, "size": 16,
+            "rate": 5.0, "timeout": 1.0}
+    return argparse.Namespace(**{**plan, **changes})
+
+
+async def mute(session: wstrio.Session) -> None:
+    """Read everything, answer nothing."""
+    async for _ in session:
+        pass
+
+
+async def test_bench_open_loop_counts_exactly(autojump_clock: trio.abc.Clock) -> None:
+    """Open loop on MockClock: rate x connections x duration messages, a 10 s window."""
+    async with open_memory_server(ROUTES) as server:
+        bench = Bench(bench_args(), {"opener": server.open_stream})
+        assert await bench.main(Interrupt()) == 0
+    report = bench.report()
+    assert (report["messages"], report["duration"], report["errors"]) == (150, 10.0, {})
+    assert report["sessions"] == 3 and report["messages_per_second"] == 15.0
+
+
+async def test_bench_counts_timeouts_and_closes(autojump_clock: trio.abc.Clock) -> None:
+    """Echoes that never come are timeouts; a server close is counted, then replaced."""
+    routes = {"/mute": mute, "/close": answer_and_close}
+    async with open_memory_server(routes) as server:
+        muted = Bench(bench_args(url="ws://wstrio.test/mute"), {"opener": server.open_stream})
+        assert await muted.main(Interrupt()) == 1
+        closing = Bench(bench_args(url="ws://wstrio.test/close", rate=0.0, connections=1),
+                        {"opener": server.open_stream})
+        assert await closing.main(Interrupt()) == 1
+    timeouts = muted.report()["errors"]["timeout"]
+    assert 3 * 40 <= timeouts <= 3 * 45 and muted.report()["messages"] == 0
+    report = closing.report()
+    assert report["errors"]["close 4001"] == report["sessions"] > 5
+    assert report["errors"]["unexpected message"] == report["sessions"]  # "HI" is no echo

@@ -48,10 +48,10 @@ _SIZES = (
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import _cli_client
+    from . import _cli_bench, _cli_client
 
     parser = argparse.ArgumentParser(
-        prog="wstrio", description="WebSocket server and client for Trio."
+        prog="wstrio", description="WebSocket server, client and load generator for Trio."
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve_cmd = commands.add_parser(
@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
             help=f"Config.{name}" + (" in seconds" if kind is float else ""),
         )
     _cli_client.add_parser(commands)
+    _cli_bench.add_parser(commands)
     return parser
 
 
@@ -134,10 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.command == "client":
-        from . import _cli_client
+    if args.command in ("client", "bench"):
+        from . import _cli_bench, _cli_client
 
-        command = _cli_client.run
+        command = _cli_client.run if args.command == "client" else _cli_bench.run
         try:
             return command(args)
         except Exception as exc:  # a bug: one line, with the details in the debug log
