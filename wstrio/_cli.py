@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         command = _cli_client.run if args.command == "client" else _cli_bench.run
         try:
             return command(args)
+        except KeyboardInterrupt:  # before Trio took over SIGINT
+            return 130
         except Exception as exc:  # a bug: one line, with the details in the debug log
             logging.getLogger("wstrio").debug("%s failed", args.command, exc_info=exc)
             return fail(f"unexpected error (a bug in wstrio, please report it): {exc!r}", 1)
