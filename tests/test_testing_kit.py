@@ -123,3 +123,14 @@ async def test_client_that_stops_reading_trips_write_timeout(
             server.faults(client).stop_reading()
             closed = await app.ended()
     assert (closed.ending, closed.code, closed.aborted) == (Ending.WRITE_TIMEOUT, 1006, False)
+
+
+async def test_session_ping_measures_a_round_trip(autojump_clock: trio.testing.MockClock) -> None:
+    """session.ping() returns the round trip, sets latency, and fails once closed."""
+    app = Recorder()
+    async with open_memory_server(app.routes(), config=SERVER) as server:
+        async with server.connect("/echo", config=QUIET) as client:
+            rtt = await client.ping()
+            assert rtt >= 0 and client.latency == rtt
+        with pytest.raises(wstrio.ConnectionClosed):
+            await client.ping()

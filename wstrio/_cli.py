@@ -80,12 +80,18 @@ def _parser() -> argparse.ArgumentParser:
         "--chat-max-text", type=int, default=1000, help="longest chat message, in characters"
     )
     for name in _SECONDS + _SIZES:
-        kind = float if name in _SECONDS else int
+        kind: Any = float if name in _SECONDS else int
+        default: Any = getattr(_DEFAULTS, name)
+        extra = ""
+        if name == "ping_interval":
+            kind, extra = _seconds_or_off, "; 0 or 'off': no heartbeat"
+        elif name == "ping_timeout":  # follows a smaller --ping-interval unless given
+            default, extra = None, f" (default: {_DEFAULTS.ping_timeout} or --ping-interval)"
         serve_cmd.add_argument(
             "--" + name.replace("_", "-"),
             type=kind,
-            default=getattr(_DEFAULTS, name),
-            help=f"Config.{name}" + (" in seconds" if kind is float else ""),
+            default=default,
+            help=f"Config.{name}" + (" in seconds" if name in _SECONDS else "") + extra,
         )
     _cli_client.add_parser(commands)
     _cli_bench.add_parser(commands)
@@ -148,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             return fail(f"unexpected error (a bug in wstrio, please report it): {exc!r}", 1)
     try:
         fields = {n: getattr(args, n) for n in _SECONDS + _SIZES}
+        if fields["ping_timeout"] is None:
+            interval = fields["ping_interval"] or _DEFAULTS.ping_timeout
+            fields["ping_timeout"] = min(_DEFAULTS.ping_timeout, interval)
         if args.allowed_origin:
             fields["allowed_origins"] = "*" if "*" in args.allowed_origin else args.allowed_origin
         config = attrs.evolve(_DEFAULTS, **fields)

@@ -36,7 +36,7 @@ from ._client import connect
 from ._closecodes import Closed, check_close
 from ._errors import ConnectError, ConnectionClosed, HandshakeRejected
 from ._session import Session
-from ._transport import Message, TransportClosed
+from ._transport import Message
 
 _HELP = """commands:
   /close [CODE [REASON]]  close with CODE (default 1000) and REASON, then exit
@@ -233,20 +233,16 @@ async def _show_latency(session: Session) -> None:
 
 
 async def _ping(session: Session) -> None:
-    """A ping outside the heartbeat, timed the way the heartbeat times its own."""
-    # No public Session.ping() exists: this is the transport's ping, the one the
-    # heartbeat uses (payloads from one counter, so both may be in flight).
-    transport = session._supervisor._transport
-    started = trio.current_time()
+    """A ping outside the heartbeat, with its round trip."""
     try:
         with trio.fail_after(10):
-            await transport.ping()
-    except TransportClosed:
+            rtt = await session.ping()
+    except ConnectionClosed:
         return  # the close line will say how
     except trio.TooSlowError:
         _say("! no pong within 10 s")
         return
-    _say(f"· ping {cli.format_ms(trio.current_time() - started)} (/ping)")
+    _say(f"· ping {cli.format_ms(rtt)} (/ping)")
 
 
 def describe(message: Message, limit: int | None = None) -> str:

@@ -12,7 +12,7 @@ import trio
 from ._closecodes import QUIET_CODES, Closed, check_close
 from ._errors import ConnectionClosed, OutboxFull
 from ._outbox import Outbox
-from ._transport import ConnectionInfo, Headers, Message
+from ._transport import ConnectionInfo, Headers, Message, TransportClosed
 
 if TYPE_CHECKING:
     from ._hub import Room
@@ -171,6 +171,18 @@ class Session:
             raise OutboxFull(f"outbox full ({self._outbox.statistics().max_buffer_size})") from None
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise self._closed_error() from None
+
+    async def ping(self) -> float:
+        """Ping the peer and wait for its pong; the round trip in seconds (also ``latency``)."""
+        if self.closed is not None:
+            raise self._closed_error()
+        started = trio.current_time()
+        try:
+            await self._supervisor.ping()
+        except TransportClosed as exc:
+            raise ConnectionClosed(exc.code, exc.reason) from None
+        self._latency = trio.current_time() - started
+        return self._latency
 
     async def wait_closed(self) -> Closed:
         """Wait until the connection has ended and the close handshake is done; how it closed."""

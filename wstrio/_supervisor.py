@@ -126,6 +126,10 @@ class Supervisor:
         """End the connection from outside its tasks (a client's caller, a room)."""
         self._decide(ending, code, reason)
 
+    async def ping(self) -> None:
+        """A ping outside the heartbeat (``Session.ping``); raises TransportClosed."""
+        await self._transport.ping()
+
     def slow_consumer(self) -> None:
         """Close with 1008: a room found the outbox full under the "close" policy."""
         self._decide(Ending.SLOW_CONSUMER)
