@@ -8,7 +8,7 @@ import runpy
 from pathlib import Path
 
 import trio
-from helpers import http_get, python_blocks, run_block
+from helpers import http_get
 from websockets.trio.client import connect
 
 import wstrio
@@ -58,18 +58,3 @@ async def test_ticker_example_pushes_updates_of_the_symbols_asked_for(
         with trio.fail_after(5):
             await ws.wait_closed()
         assert (ws.close_code, ws.close_reason) == (1008, "unknown symbols: NOPE")
-
-
-async def test_rooms_doc_sample_broadcasts(nursery: trio.Nursery) -> None:
-    """The sample in docs/howto/rooms.md announces joins and broadcasts to its room only."""
-    (code,) = python_blocks(EXAMPLES.parent / "docs" / "howto" / "rooms.md")
-    chat = run_block(code)["chat"]
-    port = await nursery.start(functools.partial(wstrio.serve, {"/ws/room": chat}, port=0))
-    url = f"ws://127.0.0.1:{port}/ws/room"
-    async with connect(url + "?room=a") as ada, connect(url + "?room=b") as other:
-        async with connect(url + "?room=a") as bob:
-            assert "joined" in await ada.recv()
-            await bob.send("hello a")
-            assert await ada.recv() == "hello a" and await bob.recv() == "hello a"
-        await other.send("hello b")
-        assert await other.recv() == "hello b"
