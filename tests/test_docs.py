@@ -45,7 +45,6 @@ from wstrio.testing import plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-README = ROOT / "README.md"
 QUIET = wstrio.Config(ping_interval=None)
 MARKER = re.compile(r"\A# sample: ([a-z0-9]+(?:-[a-z0-9]+)*)\n")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,7 +77,7 @@ def doc_samples() -> list[Sample]:
 
 
 def sample(name: str) -> Sample:
-    (found,) = [s for s in doc_samples() + samples_in(README) if s.name == name]
+    (found,) = [s for s in doc_samples() if s.name == name]
     return found
 
 
@@ -124,7 +123,7 @@ def test_every_python_block_is_a_named_sample() -> None:
 def test_every_sample_is_run_by_a_test() -> None:
     """The samples in docs/ and the tests registered with @runs name the same set."""
     in_docs = {found.name for found in doc_samples()}
-    registered = {name for name in RUNNERS if not name.startswith("readme-")}
+    registered = set(RUNNERS)
     assert in_docs - registered == set(), "samples no test runs"
     assert registered - in_docs == set(), "registered samples missing from docs/"
     for name, test in RUNNERS.items():
@@ -779,33 +778,6 @@ def test_every_page_is_linked_from_the_index() -> None:
     text = (DOCS / "index.md").read_text()
     linked = {(DOCS / target).resolve() for target in re.findall(r"\]\(([^)#]+)", text)}
     assert set(doc_pages()) - {DOCS / "index.md"} <= linked
-
-
-# -- the README ---------------------------------------------------------------------------
-
-README_MARKED = "# sample:" in README.read_text()
-readme_pending = pytest.mark.skipif(
-    not README_MARKED, reason="README.md's samples carry no '# sample:' markers yet"
-)
-
-
-@readme_pending
-def test_readme_samples_are_run_and_links_resolve() -> None:
-    """README.md's python blocks are registered samples, and its links resolve."""
-    names = [found.name for found in samples_in(README)]
-    assert all(names) and set(names) <= set(RUNNERS), names
-    assert broken_links(README) == []
-
-
-@runs("readme-quick-start")
-@readme_pending
-async def test_readme_quick_start(nursery: trio.Nursery) -> None:
-    """The README's quick start serves an echo endpoint."""
-    namespace = load("readme-quick-start")
-    port = await serve_on_loopback(nursery, {"/ws/echo": namespace["echo"]})
-    async with wstrio.connect(f"ws://127.0.0.1:{port}/ws/echo") as session:
-        await session.send("hello")
-        assert await session.receive() == "hello"
 
 
 # -- the proxy configurations, when the proxies are installed -----------------------------
