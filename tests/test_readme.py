@@ -7,6 +7,7 @@ from pathlib import Path
 
 import trio
 from helpers import python_blocks, run_block
+from test_docs import broken_links
 
 import wstrio
 
@@ -22,3 +23,8 @@ async def test_readme_server_and_client_samples_talk(nursery: trio.Nursery) -> N
     client["URL"] = f"ws://127.0.0.1:{port}/ws/echo"
     with trio.fail_after(10):
         assert await client["main"]() == "hello"
+
+
+def test_readme_links_resolve() -> None:
+    """Every relative link in README.md points at an existing file and heading."""
+    assert broken_links(README) == []

@@ -5,7 +5,7 @@ Theory of operation: every way a connection can end is an :class:`Ending`.
 reason the peer is sent, what happens on the wire (a close handshake, nothing
 because the engine already answered, or a TCP abort) and whether messages the
 handler already handed to the outbox are flushed first. The supervisor looks
-endings up here and nowhere else; ``docs/close-codes.md`` shows the same
+endings up here and nowhere else; ``docs/reference/close-codes.md`` shows the same
 table. This module imports nothing from trio on purpose: it is data.
 """
 
