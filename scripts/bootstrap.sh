@@ -19,8 +19,14 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 
 if [ "${1:-}" = "test" ]; then
-    # The browser tests drive Debian's Chromium; Playwright never downloads one.
-    command -v chromium >/dev/null 2>&1 || apt_install chromium
+    # The browser tests drive Debian's Chromium (Playwright never downloads one);
+    # the proxy how-to's nginx and Caddy configs are run for real.
+    missing=""
+    command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
+    command -v caddy >/dev/null 2>&1 || missing="$missing caddy"
+    # shellcheck disable=SC2086
+    [ -z "$missing" ] || apt_install $missing
     .venv/bin/python -m pip install -q -e '.[test]'
 else
     .venv/bin/python -m pip install -q .

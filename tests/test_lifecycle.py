@@ -169,3 +169,27 @@ async def test_cli_tls_flags(tls: tuple[trustme.CA, Path]) -> None:
     finally:
         proc.kill()
         await proc.wait()
+
+
+CTRL_C = """
+import os, signal, trio, wstrio
+async def main():
+    async def kick():
+        await trio.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)
+    trio.lowlevel.spawn_system_task(kick)
+    await wstrio.serve({"/": wstrio.echo}, port=0)
+try:
+    trio.run(main)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+"""
+
+
+async def test_ctrl_c_reaches_the_caller_of_serve_unwrapped() -> None:
+    """KeyboardInterrupt inside serve comes out as itself, not inside an ExceptionGroup."""
+    with trio.fail_after(20):
+        result = await trio.run_process(
+            [sys.executable, "-c", CTRL_C], capture_stdout=True, capture_stderr=True
+        )
+    assert result.stdout.decode().strip() == "KeyboardInterrupt", result.stderr.decode()

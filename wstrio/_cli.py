@@ -44,6 +44,7 @@ _SIZES = (
     "socket_send_buffer",
     "max_header_bytes",
     "max_connections",
+    "broadcast_backlog",
 )
 
 

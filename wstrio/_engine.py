@@ -131,6 +131,9 @@ class EngineTransport:
         earlier = self._ws.closed
         if earlier is None:
             await self._ws.aclose(code, reason or None)
+            after = self._ws.closed
+            if after is not None and after.code == 1006:  # the stream broke: no close frame
+                return closed_from_engine(trio_websocket.ConnectionClosed(after))
             return None
         ended = closed_from_engine(trio_websocket.ConnectionClosed(earlier))
         if ended.ending is Ending.PROTOCOL_ERROR:

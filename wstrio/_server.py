@@ -23,6 +23,7 @@ import trio
 
 from ._closecodes import Ending
 from ._config import Config
+from ._errors import leaves
 from ._front import serve_connection
 from ._routes import Routes, resolve_routes
 from ._session import Session
@@ -134,17 +135,20 @@ class Server:
     ) -> None:
         """Serve connections from ``listeners`` until cancelled (``run`` makes TCP ones)."""
         bound = _bound_port(listeners[0])
-        async with trio.open_nursery() as nursery:
-            connections = await nursery.start(self._hold_connections)
-            for listener in listeners:
-                nursery.start_soon(self._accept, listener, connections)
-            logger.info("listening on port %d", bound)
-            task_status.started(bound)
-            try:
-                await trio.sleep_forever()
-            finally:
-                with trio.CancelScope(shield=True):
-                    await self._shut_down()
+        try:
+            async with trio.open_nursery() as nursery:
+                connections = await nursery.start(self._hold_connections)
+                for listener in listeners:
+                    nursery.start_soon(self._accept, listener, connections)
+                logger.info("listening on port %d", bound)
+                task_status.started(bound)
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self._shut_down()
+        except BaseExceptionGroup as group:  # Ctrl-C, a broken listener: one exception, unwrapped
+            raise _one_of(group) from None
 
     async def _accept(self, listener: trio.abc.Listener[Any], connections: trio.Nursery) -> None:
         async with listener:
@@ -226,6 +230,14 @@ class Server:
             ", aborted" if closed.aborted else "",
             trio.current_time() - started,
         )
+
+
+def _one_of(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The exception a caller should see: KeyboardInterrupt/SystemExit, an error, Cancelled."""
+    parts = list(leaves(group))
+    fatal = [e for e in parts if not isinstance(e, Exception | trio.Cancelled)]
+    errors = [e for e in parts if isinstance(e, Exception)]
+    return (fatal or errors or parts)[0]
 
 
 def _tune_socket(stream: trio.abc.Stream, config: Config) -> None:
