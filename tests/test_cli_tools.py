@@ -19,8 +19,8 @@ import pytest
 import trio
 
 import wstrio
-from wstrio._cli import Interrupt
 from wstrio._cli_bench import Bench
+from wstrio._cli_common import Interrupt
 from wstrio.testing import open_memory_server
 
 CLI = [sys.executable, "-m", "wstrio"]

@@ -41,7 +41,7 @@ from typing import Any
 
 import trio
 
-from . import _cli as cli
+from . import _cli_common as cli
 from ._client import connect
 from ._closecodes import Ending
 from ._errors import ConnectError, ConnectionClosed, HandshakeRejected, HandshakeTimeout

@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 import trio
 
-from . import _cli as cli
+from . import _cli_common as cli
 from ._client import connect
 from ._closecodes import Closed, check_close
 from ._errors import ConnectError, ConnectionClosed, HandshakeRejected
