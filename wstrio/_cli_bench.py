@@ -29,7 +29,6 @@ errors or no message at all, 2 for usage errors, 130 after Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import math
 import random
@@ -42,9 +41,10 @@ from typing import Any
 import trio
 
 from . import _cli_common as cli
+from ._cli_report import error_kind, percentile, table
 from ._client import connect
 from ._closecodes import Ending
-from ._errors import ConnectError, ConnectionClosed, HandshakeRejected, HandshakeTimeout
+from ._errors import ConnectError, ConnectionClosed, HandshakeRejected
 from ._session import Session
 
 _ID = 8  # hex digits of the sequence number that starts each message
@@ -52,7 +52,8 @@ _ID = 8  # hex digits of the sequence number that starts each message
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser(
-        "bench", help="a load generator for an echo endpoint",
+        "bench",
+        help="a load generator for an echo endpoint",
         description=__doc__.replace("``", "") if __doc__ else None,
         formatter_class=cli.HelpFormatter,
     )
@@ -60,12 +61,27 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("url", help="an echo endpoint, e.g. ws://127.0.0.1:7777/ws/echo")
     add("--connections", type=_at_least(1), default=10, metavar="N", help="sessions at once")
     add("--duration", type=cli.seconds, default=10.0, metavar="SECONDS", help="the window's length")
-    add("--size", type=_at_least(_ID), default=16, metavar="BYTES",
-        help=f"bytes per text message, at least {_ID}")
-    add("--rate", type=_at_least(0.0), default=0.0, metavar="PER_SECOND",
-        help="messages per second per session; 0: each waits for its echo (closed loop)")
-    add("--timeout", type=cli.seconds, default=5.0, metavar="SECONDS",
-        help="an echo later than this counts as a timeout (also bounds closing)")
+    add(
+        "--size",
+        type=_at_least(_ID),
+        default=16,
+        metavar="BYTES",
+        help=f"bytes per text message, at least {_ID}",
+    )
+    add(
+        "--rate",
+        type=_at_least(0.0),
+        default=0.0,
+        metavar="PER_SECOND",
+        help="messages per second per session; 0: each waits for its echo (closed loop)",
+    )
+    add(
+        "--timeout",
+        type=cli.seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="an echo later than this counts as a timeout (also bounds closing)",
+    )
     add("--json", action="store_true", help="print one JSON object instead of the table")
     cli.add_connection_options(bench, session=False)
     add("--log-level", default="WARNING", help="logging level")
@@ -94,21 +110,6 @@ def run(args: argparse.Namespace) -> int:
     report = bench.report()
     print(json.dumps(report) if args.json else table(report), flush=True)
     return status
-
-
-def error_kind(exc: BaseException) -> str:
-    """The error-count key of a failed connection attempt."""
-    if isinstance(exc, HandshakeRejected):
-        return f"http {exc.status_code}"
-    if isinstance(exc, HandshakeTimeout):
-        return "connect timeout"
-    code = getattr(exc, "errno", None)
-    return f"connect {errno.errorcode.get(code, code)}" if code else "connect error"
-
-
-def percentile(ordered: list[float], p: float) -> float:
-    """Nearest-rank percentile of a sorted, non-empty list."""
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 class Bench:
@@ -284,7 +285,8 @@ class Bench:
                 f"{len(self.latencies) / elapsed:,.0f}/s  "
                 f"p50 {cli.format_ms(percentile(recent, 50) if recent else None)}  "
                 f"errors {sum(self.errors.values())}",
-                end="", flush=True,
+                end="",
+                flush=True,
             )
 
     def report(self) -> dict[str, Any]:
@@ -297,29 +299,15 @@ class Bench:
             latency["max"] = round(ordered[-1] * 1000, 3)
             latency["mean"] = round(sum(ordered) / len(ordered) * 1000, 3)
         return {
-            "url": self.url, "connections": self.connections, "duration": round(measured, 3),
-            "size": self.size, "rate": self.rate, "sessions": self.sessions,
+            "url": self.url,
+            "connections": self.connections,
+            "duration": round(measured, 3),
+            "size": self.size,
+            "rate": self.rate,
+            "sessions": self.sessions,
             "messages": len(ordered),
             "messages_per_second": round(len(ordered) / measured, 1) if measured else 0.0,
-            "latency_ms": latency, "errors": dict(sorted(self.errors.items())),
+            "latency_ms": latency,
+            "errors": dict(sorted(self.errors.items())),
             "interrupted": self.interrupted,
         }
-
-
-def table(report: dict[str, Any]) -> str:
-    """The report as a table for people."""
-    rate = report["rate"]
-    rows = [
-        ("url", report["url"]),
-        ("connections", f"{report['connections']} ({report['sessions']} sessions opened)"),
-        ("duration", f"{report['duration']:.2f} s" + " (interrupted)" * report["interrupted"]),
-        ("size", f"{report['size']} bytes"),
-        ("rate", f"{rate:g}/s per connection" if rate else "closed loop (wait for each echo)"),
-        ("messages", f"{report['messages']:,}"),
-        ("messages/s", f"{report['messages_per_second']:,.1f}"),
-    ]
-    for key, value in report["latency_ms"].items():
-        rows.append((f"latency {key}", "-" if value is None else cli.format_ms(value / 1000)))
-    errors = [f"{count:>6,}  {kind}" for kind, count in report["errors"].items()] or ["none"]
-    rows.extend(("" if i else "errors", line) for i, line in enumerate(errors))
-    return "\n".join(f"{name:<13} {value}" for name, value in rows)
