@@ -45,6 +45,7 @@ from ._errors import (
     ConnectionClosed,
     HandshakeRejected,
     InternalError,
+    split_group,
 )
 from ._front import peer_address
 from ._session import Session
@@ -95,12 +96,15 @@ class _Client:
         try:
             with self.scope:
                 await self._run()
-        except BaseException as exc:
-            if not isinstance(exc, trio.Cancelled) and self.failure is None:
+        except BaseException as exc:  # a task of ours must not crash the caller's nursery
+            if split_group(exc, trio.Cancelled)[1] is not None and self.failure is None:
                 self.error = InternalError(f"bug in wstrio's client: {exc!r}")
+                self.error.__cause__ = exc
         finally:
             if self.failure is None and self.supervisor is None:
-                self.failure = ConnectError(f"connecting to {self.target.url} was cancelled")
+                self.failure = self.error or ConnectError(
+                    f"connecting to {self.target.url} was cancelled"
+                )
             self.ready.set()
             self.finished.set()
 
@@ -123,56 +127,64 @@ class _Client:
             return
         try:
             async with trio.open_nursery() as engine:
-                ws = await self._handshake(engine, stream, deadline)
-                if ws is None:
-                    engine.cancel_scope.cancel()
-                    return
-                self.supervisor = Supervisor(
-                    EngineTransport(ws, stream, _info(target, ws, stream), client=True),
-                    self._wait_for_body,
-                    config,
-                )
-                self.ready.set()
+                failures: list[Exception] = []
+                handshake = trio.CancelScope(deadline=deadline)
+
+                def failed(exc: Exception) -> None:
+                    failures.append(exc)
+                    handshake.cancel()
+
+                # Shielded: when the caller is cancelled, the engine's reader must
+                # still read the server's close reply while the supervisor closes.
+                guard = GuardedNursery(engine, stream, on_failure=failed, shield=True)
                 try:
-                    await self.supervisor.run()
-                except InternalError as exc:
-                    self.error = exc
-                engine.cancel_scope.cancel()
+                    with handshake:
+                        ws = await self._handshake(guard, stream)
+                    if handshake.cancelled_caught:
+                        self.failure = self._handshake_failure(failures)
+                        return
+                    self.supervisor = Supervisor(
+                        EngineTransport(ws, stream, _info(target, ws, stream), client=True),
+                        self._wait_for_body,
+                        config,
+                    )
+                    self.ready.set()
+                    try:
+                        await self.supervisor.run()
+                    except InternalError as exc:
+                        self.error = exc
+                finally:
+                    guard.cancel()
+                    engine.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
 
     async def _handshake(
-        self, engine: trio.Nursery, stream: trio.abc.Stream, deadline: float
-    ) -> trio_websocket.WebSocketConnection | None:
+        self, guard: GuardedNursery, stream: trio.abc.Stream
+    ) -> trio_websocket.WebSocketConnection:
         target, options = self.target, self.options
-        failures: list[Exception] = []
-        with trio.CancelScope(deadline=deadline) as scope:
+        return await trio_websocket.wrap_client_stream(
+            guard,  # type: ignore[arg-type]
+            stream,  # type: ignore[arg-type]
+            target.host_header,
+            target.resource,
+            subprotocols=options.subprotocols or None,
+            extra_headers=[(k.encode(), v.encode()) for k, v in options.headers] or None,
+            message_queue_size=1,
+            max_message_size=options.config.max_message_size,
+            receive_buffer_size=options.config.receive_buffer_size,
+        )
 
-            def failed(exc: Exception) -> None:
-                failures.append(exc)
-                scope.cancel()
-
-            return await trio_websocket.wrap_client_stream(
-                GuardedNursery(engine, stream, on_failure=failed),  # type: ignore[arg-type]
-                stream,  # type: ignore[arg-type]
-                target.host_header,
-                target.resource,
-                subprotocols=options.subprotocols or None,
-                extra_headers=[(k.encode(), v.encode()) for k, v in options.headers] or None,
-                message_queue_size=1,
-                max_message_size=options.config.max_message_size,
-                receive_buffer_size=options.config.receive_buffer_size,
-            )
+    def _handshake_failure(self, failures: list[Exception]) -> BaseException:
+        target = self.target
         if failures and isinstance(failures[0], trio_websocket.ConnectionRejected):
             rejected = failures[0]
             pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in rejected.headers]
-            self.failure = HandshakeRejected(rejected.status_code, pairs, rejected.body or b"")
-        elif failures:
-            self.failure = ConnectError(f"handshake with {target.url} failed: {failures[0]}")
-        else:
-            self.failure = timed_out(target, options.config)
-        return None
+            return HandshakeRejected(rejected.status_code, pairs, rejected.body or b"")
+        if failures:
+            return ConnectError(f"handshake with {target.url} failed: {failures[0]}")
+        return timed_out(target, self.options.config)
 
     async def _wait_for_body(self, session: Session) -> None:
         await self._body_done.wait()
@@ -210,14 +222,20 @@ async def connect(
     error: BaseException | None = None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(client.run)
-        await client.ready.wait()
-        if client.supervisor is not None:
+        try:
+            await client.ready.wait()
+        except BaseException as exc:  # cancelled or interrupted while connecting
+            client.scope.cancel()
+            error = exc
+        if client.supervisor is not None and error is None:
             try:
                 yield client.supervisor.session
             except BaseException as exc:  # re-raised below, once the close is done
                 error = exc
             finally:
                 client.end_body(error)
+    if error is not None and client.supervisor is None:
+        raise error
     if client.supervisor is None:
         assert client.failure is not None
         raise client.failure  # outside the nursery: never wrapped in an ExceptionGroup

@@ -68,23 +68,40 @@ class GuardedNursery:
         nursery: trio.Nursery,
         stream: trio.abc.Stream,
         on_failure: Callable[[Exception], object] | None = None,
+        *,
+        shield: bool = False,
     ) -> None:
         self._nursery = nursery
         self._stream = stream
         self._on_failure = on_failure
+        # shield: the reader keeps reading (the peer's close reply) when the
+        # caller is cancelled; whoever made this nursery must call cancel().
+        self._shield = shield
+        self._scopes: list[trio.CancelScope] = []
+
+    def cancel(self) -> None:
+        """Stop the tasks started here (needed when they are shielded)."""
+        for scope in self._scopes:
+            scope.cancel()
 
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         self._nursery.start_soon(self._guard, fn, *args)
 
     async def _guard(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        scope = trio.CancelScope(shield=self._shield)
+        self._scopes.append(scope)
         try:
-            await fn(*args)
+            with scope:
+                await fn(*args)
         except Exception as exc:
             if self._on_failure is not None:
                 self._on_failure(exc)
             else:
                 logger.warning("trio-websocket failed on a connection; dropping it: %r", exc)
             await trio.aclose_forcefully(self._stream)
+        else:  # the reader ended: EOF or reset (during a handshake: a failure)
+            if self._on_failure is not None:
+                self._on_failure(trio.BrokenResourceError("the server closed the connection"))
 
 
 class EngineTransport:

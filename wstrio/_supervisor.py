@@ -92,6 +92,7 @@ class Supervisor:
     # -- lifecycle -------------------------------------------------------------------
     async def run(self) -> Closed:
         """Supervise the connection until every task is done; never raises for peers."""
+        failure: BaseException | None = None
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -102,19 +103,22 @@ class Supervisor:
                     nursery.start_soon(self._heartbeat)
                 if self.closed is not None:  # decided before run(): go_away() came early
                     nursery.start_soon(self._finish_wire)
-        except BaseException as exc:
-            self._nursery = None
-            bug = split_group(exc, trio.Cancelled)[1]
+        except BaseException as exc:  # cancelled from outside, or a bug: handled below
+            failure = exc
+        self._nursery = None
+        if failure is not None:
+            # Outside the except block, so that no library code mistakes the
+            # pending exception for one of its own while the wire closes.
+            bug = split_group(failure, trio.Cancelled)[1]
             self._decide(Ending.GOING_AWAY if bug is None else Ending.INTERNAL_ERROR)
             with trio.CancelScope(shield=True):
                 await self._finish_wire()
             if bug is None:
-                raise
+                raise failure
             fatal = [e for e in leaves(bug) if not isinstance(e, Exception)]
             if fatal:  # KeyboardInterrupt or SystemExit from a handler: pass it on
                 raise fatal[0] from None
-            raise InternalError(f"bug in wstrio's connection supervisor: {bug!r}") from exc
-        self._nursery = None
+            raise InternalError(f"bug in wstrio's connection supervisor: {bug!r}") from failure
         assert self.closed is not None
         return self.closed
 
