@@ -196,3 +196,67 @@ async def test_wss_with_a_trusted_ca(nursery: trio.Nursery) -> None:
     with pytest.raises(wstrio.ConnectError, match=r"CERTIFICATE_VERIFY_FAILED"):
         async with wstrio.connect(f"wss://127.0.0.1:{port}/ws"):
             raise AssertionError("an unknown CA must be refused")
+
+
+async def test_cancelled_block_closes_with_1001_at_once(wstrio_port: int) -> None:
+    """A block cancelled from outside sends 1001 without waiting for close_timeout."""
+    config = wstrio.Config(ping_interval=None, close_timeout=30)
+    started = trio.current_time()
+    with trio.move_on_after(0.2) as scope:
+        async with wstrio.connect(f"ws://127.0.0.1:{wstrio_port}/ws", config=config) as session:
+            await trio.sleep_forever()
+    assert scope.cancelled_caught and trio.current_time() - started < 5
+    assert session.closed is not None and session.closed.code == 1001
+    assert not session.closed.aborted
+
+
+async def test_server_closing_during_the_handshake_is_a_connect_error(
+    nursery: trio.Nursery,
+) -> None:
+    """A server that reads the request and hangs up fails fast with ConnectError."""
+
+    async def hang_up(stream: trio.SocketStream) -> None:
+        await stream.receive_some(65536)
+        await stream.aclose()
+
+    listeners = await nursery.start(trio.serve_tcp, hang_up, 0)
+    port = listeners[0].socket.getsockname()[1]
+    config = wstrio.Config(handshake_timeout=30)
+    with trio.fail_after(5), pytest.raises(wstrio.ConnectError) as caught:
+        async with wstrio.connect(f"ws://127.0.0.1:{port}/", config=config):
+            raise AssertionError("no session")
+    assert not isinstance(caught.value, wstrio.HandshakeTimeout)
+
+
+async def test_cancel_while_connecting_is_plain_cancelled(nursery: trio.Nursery) -> None:
+    """Cancelling a connect that is still handshaking raises Cancelled, not a group."""
+
+    async def silent(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()
+
+    listeners = await nursery.start(trio.serve_tcp, silent, 0)
+    port = listeners[0].socket.getsockname()[1]
+    with trio.CancelScope() as scope:
+        scope.deadline = trio.current_time() + 0.2
+        try:
+            async with wstrio.connect(f"ws://127.0.0.1:{port}/"):
+                raise AssertionError("no session")
+        except BaseException as exc:
+            assert isinstance(exc, trio.Cancelled), repr(exc)
+            raise
+    assert scope.cancelled_caught
+
+
+async def test_opener_bug_is_an_internal_error_and_not_retried() -> None:
+    """An opener raising a non-OSError is reported as a bug, once, not retried."""
+    calls = 0
+
+    async def broken(target: object) -> trio.abc.Stream:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("opener bug")
+
+    with pytest.raises(wstrio.InternalError, match="opener bug"):
+        async for _ in wstrio.reconnecting("ws://x.test/", opener=broken, max_attempts=5):
+            raise AssertionError("no session")
+    assert calls == 1

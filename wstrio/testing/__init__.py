@@ -47,7 +47,7 @@ class Faults:
         self._end.resume_reading()
 
     def vanish(self) -> None:
-        """Drop the connection without a close frame (the server sees 1006)."""
+        """Drop the connection without a close frame, as a killed process does (1006)."""
         self._end.vanish()
 
     async def send_malformed_frame(self) -> None:

@@ -125,7 +125,9 @@ class ClientEnd(MemoryStream):
             self._in.unread(data)  # reading stopped while this read was waiting
 
     def vanish(self) -> None:
-        """Drop the connection without a close frame, as a dead network would."""
+        """Drop the connection without a close frame, as a killed client process would
+        (the server reads EOF). A network that silently drops packets is
+        :meth:`stop_reading` instead: pings go unanswered."""
         self._closed = True
         self._out.break_off()
         self._in.break_off()
