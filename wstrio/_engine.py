@@ -58,10 +58,14 @@ def short_frame(first_byte: int, payload: bytes, *, mask: bytes | None = None) -
 
 
 class GuardedNursery:
-    """What ``wrap_server_stream`` gets instead of a nursery: it starts the
-    engine's reader task so that an error inside trio-websocket (for example
-    wsproto refusing to answer a ping that crossed our close frame) drops this
-    connection's socket instead of tearing down the connection's task tree."""
+    """What trio-websocket gets instead of a nursery: it starts the engine's
+    reader task so that an error inside trio-websocket (for example wsproto
+    refusing to answer a ping that crossed our close frame) drops this
+    connection's socket instead of tearing down the connection's task tree.
+
+    A client passes ``on_failure`` (told of a rejected handshake, an error, or
+    the reader ending at EOF) and ``shield=True`` (so the reader still reads the
+    close reply when the caller is cancelled; it then calls :meth:`cancel`)."""
 
     def __init__(
         self,
