@@ -1,11 +1,12 @@
 """wstrio: WebSocket server and client for Trio, one supervised nursery per connection."""
 
-from ._apps import echo, page
-from ._chat import Chat
-from ._client import connect
-from ._closecodes import CLOSE_TABLE, CloseCode, Closed, Ending
-from ._config import Config
-from ._errors import (
+from ._apps.chat import Chat
+from ._apps.echo import echo, page
+from ._client.connect import connect
+from ._client.reconnect import RECONNECT_CODES, reconnecting
+from ._conn.closecodes import CLOSE_TABLE, CloseCode, Closed, Ending
+from ._conn.config import Config
+from ._conn.errors import (
     CloseConnection,
     ConnectError,
     ConnectionClosed,
@@ -15,12 +16,11 @@ from ._errors import (
     OutboxFull,
     WstrioError,
 )
-from ._hub import Hub, HubStatistics, Room, RoomStatistics, SlowConsumerPolicy
-from ._reconnect import RECONNECT_CODES, reconnecting
-from ._routes import Route, Static
+from ._conn.session import Session, SessionStatistics
+from ._conn.transport import Headers
+from ._http.routes import Route, Static
+from ._rooms.hub import Hub, HubStatistics, Room, RoomStatistics, SlowConsumerPolicy
 from ._server import Server, ServerStatistics, serve
-from ._session import Session, SessionStatistics
-from ._transport import Headers
 
 __all__ = [
     "CLOSE_TABLE",

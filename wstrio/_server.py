@@ -21,13 +21,13 @@ from typing import Any
 import attrs
 import trio
 
-from ._closecodes import Ending
-from ._config import Config
-from ._errors import leaves
-from ._front import serve_connection
-from ._routes import Routes, resolve_routes
-from ._session import Session
-from ._supervisor import Supervisor
+from ._conn.closecodes import Ending
+from ._conn.config import Config
+from ._conn.errors import leaves
+from ._conn.session import Session
+from ._conn.supervisor import Supervisor
+from ._http.front import serve_connection
+from ._http.routes import Routes, resolve_routes
 
 logger = logging.getLogger("wstrio.server")
 

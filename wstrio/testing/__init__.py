@@ -19,13 +19,13 @@ from typing import Any
 
 import trio
 
-from .._client import connect as _connect
-from .._config import Config
-from .._dial import HeadersLike, Target
-from .._engine import short_frame
-from .._routes import Routes
+from .._client.connect import connect as _connect
+from .._client.dial import HeadersLike, Target
+from .._conn.config import Config
+from .._conn.session import Session
+from .._http.routes import Routes
 from .._server import Server, ServerStatistics
-from .._session import Session
+from .._wire.tws import short_frame
 from ._streams import ClientEnd, MemoryStream, memory_stream_pair
 
 __all__ = ["Faults", "MemoryServer", "MemoryStream", "memory_stream_pair", "open_memory_server"]

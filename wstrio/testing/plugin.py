@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from .._config import Config
-from .._routes import Routes
+from .._conn.config import Config
+from .._http.routes import Routes
 from . import MemoryServer, open_memory_server
 
 

@@ -1,0 +1,69 @@
+"""The examples run and do what their docstrings say."""
+
+from __future__ import annotations
+
+import functools
+import json
+import runpy
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+from helpers import http_get
+from websockets.trio.client import connect
+
+import wstrio
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@asynccontextmanager
+async def _bounded() -> AsyncIterator[None]:
+    """Fail instead of hanging if a reply never comes."""
+    with trio.fail_after(10):
+        yield
+
+
+async def test_echo_example_echoes(nursery: trio.Nursery) -> None:
+    """examples/echo.py's handler echoes text and binary over a real socket."""
+    echo = runpy.run_path(str(EXAMPLES / "echo.py"))["echo"]
+    port = await nursery.start(functools.partial(wstrio.serve, {"/ws/echo": echo}, port=0))
+    async with connect(f"ws://127.0.0.1:{port}/ws/echo") as ws, _bounded():
+        await ws.send("text")
+        assert await ws.recv() == "text"
+        await ws.send(b"bytes")
+        assert await ws.recv() == b"bytes"
+
+
+async def test_chat_example_serves_page_and_chat(nursery: trio.Nursery) -> None:
+    """examples/chat.py serves the page at / and a working chat room."""
+    example = runpy.run_path(str(EXAMPLES / "chat.py"))
+    routes = example["routes"](wstrio.Hub())
+    port = await nursery.start(functools.partial(wstrio.serve, routes, port=0))
+    async with connect(f"ws://127.0.0.1:{port}/ws/chat?room=x&name=ada") as ws, _bounded():
+        assert json.loads(await ws.recv())["members"] == ["ada"]
+        await ws.send(json.dumps({"type": "message", "text": "hi"}))
+        assert json.loads(await ws.recv())["text"] == "hi"
+    head, body = await http_get(port, "/")
+    assert head.startswith(b"HTTP/1.1 200") and b"text/html" in head and b"/ws/chat" in body
+
+
+async def test_ticker_example_pushes_updates_of_the_symbols_asked_for(
+    nursery: trio.Nursery,
+) -> None:
+    """examples/ticker.py sends each subscriber updates of its symbols only, in order."""
+    example = runpy.run_path(str(EXAMPLES / "ticker.py"))
+    ticker = example["Ticker"](wstrio.Hub(policy="drop_oldest"), interval=0.01, seed=1)
+    routes = {"/ws/ticker": ticker.subscribe}
+    port = await nursery.start(functools.partial(wstrio.serve, routes, port=0))
+    nursery.start_soon(ticker.publish)
+    async with connect(f"ws://127.0.0.1:{port}/ws/ticker?symbols=ACME,TYRELL") as ws, _bounded():
+        updates = [json.loads(await ws.recv()) for _ in range(6)]
+    assert {update["symbol"] for update in updates} == {"ACME", "TYRELL"}
+    serials = [update["serial"] for update in updates if update["symbol"] == "ACME"]
+    assert serials == sorted(serials) and all(update["price"] > 0 for update in updates)
+    async with connect(f"ws://127.0.0.1:{port}/ws/ticker?symbols=NOPE") as ws:
+        with trio.fail_after(5):
+            await ws.wait_closed()
+        assert (ws.close_code, ws.close_reason) == (1008, "unknown symbols: NOPE")

@@ -1,0 +1,1 @@
+"""Applications that ship with wstrio: echo, the page and the chat."""

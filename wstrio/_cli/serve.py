@@ -1,0 +1,143 @@
+"""``wstrio serve``: the page, echo and chat on one port, until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import signal
+import ssl
+import sys
+from typing import Any
+
+import attrs
+import trio
+
+from .._apps.chat import Chat
+from .._apps.echo import default_routes
+from .._conn.config import Config, default_ping_timeout
+from .._rooms.hub import POLICIES, Hub
+from .._server import serve
+from .common import DEFAULTS, seconds_or_off
+
+_SECONDS = (
+    "ping_interval",
+    "ping_timeout",
+    "close_timeout",
+    "write_timeout",
+    "handshake_timeout",
+    "shutdown_timeout",
+)
+_SIZES = (
+    "inbox_size",
+    "outbox_size",
+    "max_message_size",
+    "receive_buffer_size",
+    "socket_send_buffer",
+    "max_header_bytes",
+    "max_connections",
+    "broadcast_backlog",
+)
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``serve`` command and its options."""
+    serve_cmd = commands.add_parser(
+        "serve",
+        help="serve the browser page, echo and chat (the default command)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve_cmd.add_argument("--port", type=int, default=7777, help="port to listen on (0: any)")
+    serve_cmd.add_argument("--certfile", help="PEM certificate chain: serve wss:// and https://")
+    serve_cmd.add_argument("--keyfile", help="PEM private key (default: in --certfile)")
+    serve_cmd.add_argument("--log-level", default="INFO", help="logging level")
+    serve_cmd.add_argument(
+        "--allowed-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="browser origin allowed to connect (repeatable; '*' for any; default: same origin)",
+    )
+    serve_cmd.add_argument(
+        "--slow-consumer",
+        choices=POLICIES,
+        default="close",
+        help="what a chat room does to a member whose outbox is full",
+    )
+    serve_cmd.add_argument(
+        "--chat-max-text", type=int, default=1000, help="longest chat message, in characters"
+    )
+    for name in _SECONDS + _SIZES:
+        kind: Any = float if name in _SECONDS else int
+        default: Any = getattr(DEFAULTS, name)
+        extra = ""
+        if name == "ping_interval":
+            kind, extra = seconds_or_off, "; 0 or 'off': no heartbeat"
+        elif name == "ping_timeout":  # follows a smaller --ping-interval unless given
+            default, extra = None, f" (default: {DEFAULTS.ping_timeout} or --ping-interval)"
+        serve_cmd.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=default,
+            help=f"Config.{name}" + (" in seconds" if name in _SECONDS else "") + extra,
+        )
+
+
+def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.certfile:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.certfile, args.keyfile)
+    return context
+
+
+def _chat(args: argparse.Namespace) -> Chat:
+    return Chat(Hub(policy=args.slow_consumer), max_text=args.chat_max_text)
+
+
+async def _serve(args: argparse.Namespace, config: Config, tls: ssl.SSLContext | None) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(
+                functools.partial(
+                    serve,
+                    default_routes(_chat(args)),
+                    host=args.host,
+                    port=args.port,
+                    config=config,
+                    ssl_context=tls,
+                )
+            )
+            scheme = "wss" if tls else "ws"
+            print(f"wstrio listening on {scheme}://{args.host}:{port}/ws/echo", flush=True)
+            web = "https" if tls else "http"
+            print(f"open {web}://{args.host}:{port}/ for the echo and chat page", flush=True)
+            async for signum in signals:
+                logging.getLogger("wstrio").info("%s: shutting down", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C or SIGTERM; the exit status."""
+    try:
+        fields = {n: getattr(args, n) for n in _SECONDS + _SIZES}
+        if fields["ping_timeout"] is None:
+            fields["ping_timeout"] = default_ping_timeout(fields["ping_interval"])
+        if args.allowed_origin:
+            fields["allowed_origins"] = "*" if "*" in args.allowed_origin else args.allowed_origin
+        config = attrs.evolve(DEFAULTS, **fields)
+    except ValueError as exc:
+        print(f"wstrio: {exc}", file=sys.stderr)
+        return 2
+    try:
+        tls = _ssl_context(args)
+    except (OSError, ssl.SSLError) as exc:
+        print(f"wstrio: cannot load the certificate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        trio.run(_serve, args, config, tls)
+    except OSError as exc:
+        print(f"wstrio: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0

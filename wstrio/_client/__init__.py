@@ -1,0 +1,1 @@
+"""The client: URLs and streams, ``connect`` and ``reconnecting``."""

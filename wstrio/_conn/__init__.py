@@ -1,0 +1,1 @@
+"""One connection and its close rules: session, supervisor, queues (trio and attrs only)."""

@@ -1,0 +1,124 @@
+"""Per-connection settings, validated when the value is built.
+
+Timing constants, by how they relate (as in gorilla's chat example):
+
+* every ``ping_interval`` seconds the heartbeat sends a ping, and the pong must
+  arrive within ``ping_timeout``; so ``ping_timeout <= ping_interval``: at most
+  one ping is in flight, and a dead peer is noticed within
+  ``ping_interval + ping_timeout``;
+* ``write_timeout`` bounds one send to a peer that stopped reading;
+* ``close_timeout`` bounds the close handshake and, after the peer closed, how
+  long the handler may go on before it is cancelled;
+* ``handshake_timeout`` bounds the opening handshake;
+* ``shutdown_timeout`` bounds how long a stopping server waits for handlers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import attrs
+
+
+def check_number(
+    owner: str, name: str, value: Any, *, minimum: int = 1, integer: bool = True
+) -> None:
+    """Refuse ``value`` for ``owner.name`` unless it is an int (or, if not ``integer``, a
+    positive number) of at least ``minimum``; ValueError names the field."""
+    if integer:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{owner}.{name} must be an int >= {minimum}, got {value!r}")
+    elif isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{owner}.{name} must be a positive number, got {value!r}")
+
+
+def _validator(
+    *, minimum: int = 1, integer: bool = True, optional: bool = False
+) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not (optional and value is None):
+            check_number("Config", attribute.name, value, minimum=minimum, integer=integer)
+
+    return check
+
+
+_positive = _validator(integer=False)
+_positive_or_none = _validator(integer=False, optional=True)
+_size = _validator()
+_size_or_zero = _validator(minimum=0)
+_size_or_none = _validator(optional=True)
+
+
+def _origins(value: Any) -> tuple[str, ...] | Literal["*"] | None:
+    if value is None or value == "*":
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, str):
+        value = (value,)
+    origins = tuple(str(origin).rstrip("/").lower() for origin in value)
+    for origin in origins:
+        if "://" not in origin:
+            raise ValueError(f"Config.allowed_origins: {origin!r} is not scheme://host[:port]")
+    return origins
+
+
+_PING_TIMEOUT = 20.0
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """Settings of one connection; shared by server and client sessions.
+
+    Sizes count messages (queues) or bytes (messages and buffers); times are
+    seconds. ``ping_interval=None`` turns the heartbeat off.
+    """
+
+    #: Seconds between keepalive pings (None: no heartbeat).
+    ping_interval: float | None = attrs.field(default=20.0, validator=_positive_or_none)
+    #: Seconds a ping may wait for its pong before the connection fails (1011).
+    ping_timeout: float = attrs.field(default=_PING_TIMEOUT, validator=_positive)
+    #: Seconds for the close handshake, and the handler's grace after the peer closed.
+    close_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Seconds one outgoing message may take to be written before the peer is dropped.
+    write_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Seconds a new connection has to finish its opening handshake.
+    handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Seconds a stopping server waits for handlers to finish before aborting them.
+    shutdown_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Received messages queued for the handler; a full inbox stops reading.
+    inbox_size: int = attrs.field(default=16, validator=_size)
+    #: Messages queued for sending; ``send`` waits and ``send_nowait`` raises when full.
+    outbox_size: int = attrs.field(default=64, validator=_size)
+    #: Bytes of room broadcasts a session may hold beyond a full outbox, so that
+    #: a burst (many members speaking at once) never counts as a slow consumer;
+    #: a member whose backlog would pass this gets its room's slow-consumer policy.
+    broadcast_backlog: int = attrs.field(default=256 * 1024, validator=_size_or_zero)
+    #: Largest incoming message, in bytes (characters for text); larger ones close with 1009.
+    max_message_size: int = attrs.field(default=2**20, validator=_size)
+    #: Bytes asked of the socket per read.
+    receive_buffer_size: int = attrs.field(default=65536, validator=_size)
+    #: Kernel send buffer per socket in bytes (SO_SNDBUF; Linux doubles it), or
+    #: None for the kernel's autotuning (up to 4 MiB). Smaller makes a peer that
+    #: stops reading fill its outbox sooner, and caps kernel memory per peer.
+    socket_send_buffer: int | None = attrs.field(default=None, validator=_size_or_none)
+    #: Largest HTTP request head; larger ones get 431 and the connection is closed.
+    max_header_bytes: int = attrs.field(default=16384, validator=_size)
+    #: Open WebSocket sessions at most; beyond, handshakes get 503 with Retry-After.
+    max_connections: int = attrs.field(default=10000, validator=_size)
+    #: Browser origins allowed to open WebSockets: None means same origin as the
+    #: Host header, ``"*"`` any origin, else a tuple of ``scheme://host[:port]``.
+    allowed_origins: tuple[str, ...] | Literal["*"] | None = attrs.field(
+        default=None, converter=_origins
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.ping_interval is not None and self.ping_timeout > self.ping_interval:
+            raise ValueError(
+                f"Config.ping_timeout ({self.ping_timeout}) must not exceed "
+                f"ping_interval ({self.ping_interval}): a pong must be due before the next ping"
+            )
+
+
+def default_ping_timeout(ping_interval: float | None) -> float:
+    """The ping timeout when none is given: the default, or a smaller ``ping_interval``."""
+    return min(_PING_TIMEOUT, ping_interval or _PING_TIMEOUT)

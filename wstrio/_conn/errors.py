@@ -1,0 +1,115 @@
+"""Exceptions users can meet. All derive from :class:`WstrioError`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .closecodes import Ending, check_close
+
+
+class WstrioError(Exception):
+    """Base class of every exception wstrio raises on purpose."""
+
+
+class ConnectionClosed(WstrioError):
+    """The connection is closed; ``code`` and ``reason`` say how it ended."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"connection closed: {self.code} {self.reason}".rstrip()
+
+
+class CloseConnection(WstrioError):
+    """Raise from a handler to close its connection with ``code`` and ``reason``.
+
+    Codes that may not be sent on the wire are refused with ValueError.
+    """
+
+    def __init__(self, code: int = 1000, reason: str = "") -> None:
+        code, reason = check_close(code, reason)
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+class OutboxFull(WstrioError):
+    """``send_nowait`` found the session's outbox full."""
+
+
+class ConnectError(WstrioError, OSError):
+    """A client could not reach the server or finish the opening handshake."""
+
+
+class HandshakeTimeout(ConnectError, TimeoutError):
+    """Connecting and the opening handshake took longer than ``handshake_timeout``."""
+
+
+class HandshakeRejected(WstrioError):
+    """The server answered the opening handshake with an HTTP status, not 101.
+
+    ``status_code``, ``headers`` (a list of ``(name, value)`` strings) and
+    ``body`` are the server's response.
+    """
+
+    def __init__(self, status_code: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        super().__init__(status_code, headers, body)
+        self.status_code = status_code
+        self.headers = headers
+        self.body = body
+
+    def header(self, name: str) -> str | None:
+        """The first value of response header ``name`` (case-insensitive), or None."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+    def __str__(self) -> str:
+        text = self.body[:200].decode("utf-8", "replace").strip()
+        return f"server refused the WebSocket handshake with HTTP {self.status_code}" + (
+            f": {text}" if text else ""
+        )
+
+
+class InternalError(WstrioError):
+    """A bug in wstrio itself (never an expected ending): please report it."""
+
+
+def split_group(
+    exc: BaseException, kind: type[BaseException]
+) -> tuple[BaseException | None, BaseException | None]:
+    """(the part of ``exc`` that is ``kind``, the rest), either may be None."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(kind)
+    return (exc, None) if isinstance(exc, kind) else (None, exc)
+
+
+def leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from leaves(inner)
+    else:
+        yield exc
+
+
+def classify_handler_exception(
+    exc: BaseException, *, decided: bool
+) -> Ending | CloseConnection | None:
+    """What a handler's exception (perhaps a group from its own nursery) means.
+
+    HANDLER_ERROR if any part is a real error; else the first CloseConnection;
+    else None (only ConnectionClosed after the connection had already ended).
+    KeyboardInterrupt and SystemExit are not ours to swallow: re-raised.
+    """
+    parts = list(leaves(exc))
+    if any(not isinstance(leaf, Exception) for leaf in parts):
+        raise exc
+    closes = [leaf for leaf in parts if isinstance(leaf, CloseConnection)]
+    for leaf in parts:
+        if not isinstance(leaf, CloseConnection) and not (
+            isinstance(leaf, ConnectionClosed) and decided
+        ):
+            return Ending.HANDLER_ERROR
+    return closes[0] if closes else None

@@ -1,0 +1,72 @@
+"""A session's outgoing queue: the bounded outbox, and the broadcast backlog beyond it.
+
+The outbox is a trio memory channel: handlers' sends wait on it (back-pressure)
+and the connection's writer drains it. Room broadcasts never wait; when the
+outbox is full they go to the backlog, bounded in bytes, which the writer moves
+into the outbox as it drains it (``top_up``), so broadcasts keep their order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import trio
+
+from .transport import Message
+
+
+def payload_size(message: Message) -> int:
+    """Bytes the message occupies on the wire, before framing."""
+    if isinstance(message, str) and not message.isascii():  # isascii() is O(1)
+        return len(message.encode("utf-8"))
+    return len(message)
+
+
+class Outbox:
+    """The outbox channel's two ends and the backlog, shared by session, writer and rooms."""
+
+    __slots__ = ("backlog", "backlog_bytes", "backlog_limit", "receive", "send")
+
+    def __init__(self, size: int, backlog_limit: int) -> None:
+        self.send, self.receive = trio.open_memory_channel[Message](size)
+        self.backlog: deque[Message] = deque()
+        self.backlog_bytes = 0
+        self.backlog_limit = backlog_limit
+
+    def to_backlog(self, message: Message, size: int) -> bool:
+        """Queue a broadcast beyond the full outbox; False if the backlog has no room."""
+        if self.backlog_bytes + size > self.backlog_limit:
+            return False
+        self.backlog.append(message)
+        self.backlog_bytes += size
+        return True
+
+    def pop_backlog(self) -> Message:
+        """The oldest backlogged message, removed."""
+        message = self.backlog.popleft()
+        self.backlog_bytes -= payload_size(message)
+        return message
+
+    def top_up(self) -> None:
+        """Move backlogged broadcasts into the outbox while it has room (the writer's job)."""
+        backlog = self.backlog
+        while backlog:
+            try:
+                self.send.send_nowait(backlog[0])
+            except (trio.WouldBlock, trio.ClosedResourceError):
+                return
+            self.backlog_bytes -= payload_size(backlog.popleft())
+
+    def drop_oldest(self) -> bool:
+        """Drop the oldest message in the outbox; False if it holds none or a send waits."""
+        if self.receive.statistics().tasks_waiting_send:
+            return False  # its message would take the freed slot at once
+        try:
+            self.receive.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return False
+        return True
+
+    def clear_backlog(self) -> None:
+        self.backlog.clear()
+        self.backlog_bytes = 0

@@ -1,0 +1,328 @@
+"""One nursery per connection: reader, writer, heartbeat and the handler.
+
+Theory of operation
+-------------------
+Four single-purpose tasks share one nursery:
+
+* the *reader* moves whole messages from the transport into the bounded inbox;
+* the *writer* is the only task that sends data: it drains the bounded outbox;
+* the *heartbeat* pings every ``ping_interval`` and wants a pong within
+  ``ping_timeout`` (it records the round trip as the session's latency);
+* the *handler* is the user's code; it sees only the :class:`Session`.
+
+Whichever task ends first *decides*: it hands an :class:`Ending` to
+``_decide``, which looks it up in ``CLOSE_TABLE`` exactly once and then
+stops the others: the reader and heartbeat are cancelled; the inbox is closed
+(the handler drains what was already received, then gets ConnectionClosed);
+the outbox is closed and either drained by the writer (rules with ``drain``)
+or dropped with the writer cancelled. A handler that did not decide gets a
+grace period (``close_timeout``, or ``shutdown_timeout`` when the server goes
+away) to return before it is cancelled. A closer task then does what the rule
+says on the wire (close handshake bounded by ``close_timeout``, else abort).
+
+If the nursery is cancelled from outside, the ending is GOING_AWAY and the
+close runs shielded, still bounded. Expected endings are values
+(:class:`Closed`); only a bug in wstrio raises, as InternalError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import attrs
+import trio
+
+from .closecodes import CLOSE_TABLE, Closed, Ending, Wire, decide
+from .config import Config
+from .errors import (
+    CloseConnection,
+    InternalError,
+    classify_handler_exception,
+    leaves,
+    split_group,
+)
+from .outbox import Outbox, payload_size
+from .session import Session
+from .transport import Message, Transport, TransportClosed
+
+logger = logging.getLogger("wstrio")
+
+Handler = Callable[[Session], Awaitable[object]]
+
+#: Endings the handler itself decided: it has returned already.
+_HANDLER_DONE = frozenset({Ending.HANDLER_RETURNED, Ending.HANDLER_ERROR, Ending.HANDLER_CLOSED})
+
+
+class Supervisor:
+    """Runs one connection to its end; ``await run()`` returns how it closed."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        handler: Handler,
+        config: Config,
+        *,
+        accepts: type[str] | type[bytes] | None = None,
+    ) -> None:
+        self._transport = transport
+        self._handler = handler
+        self._config = config
+        self._accepts = accepts
+        self._inbox_send, inbox_recv = trio.open_memory_channel[Message](config.inbox_size)
+        self.outbox = Outbox(config.outbox_size, config.broadcast_backlog)
+        self.session = Session(self, transport.info, inbox_recv, self.outbox)
+        self.closed: Closed | None = None
+        self.wire_closed = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._handler_scope = trio.CancelScope()
+        self._reader_scope = trio.CancelScope()
+        self._heartbeat_scope = trio.CancelScope()
+        self._writer_scope = trio.CancelScope()
+        self._writer_done = trio.Event()
+        self._inbox_full = False
+        self._in_send = False  # a send was interrupted: the stream is unusable
+        self._close_started = False
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def run(self) -> Closed:
+        """Supervise the connection until every task is done; never raises for peers."""
+        failure: BaseException | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._run_handler)
+                nursery.start_soon(self._reader)
+                nursery.start_soon(self._writer)
+                if self._config.ping_interval is not None:
+                    nursery.start_soon(self._heartbeat)
+                if self.closed is not None:  # decided before run(): go_away() came early
+                    nursery.start_soon(self._finish_wire)
+        except BaseException as exc:  # cancelled from outside, or a bug: handled below
+            failure = exc
+        self._nursery = None
+        if failure is not None:
+            # Outside the except block, so that no library code mistakes the
+            # pending exception for one of its own while the wire closes.
+            bug = split_group(failure, trio.Cancelled)[1]
+            self._decide(Ending.GOING_AWAY if bug is None else Ending.INTERNAL_ERROR)
+            with trio.CancelScope(shield=True):
+                await self._finish_wire()
+            if bug is None:
+                raise failure
+            fatal = [e for e in leaves(bug) if not isinstance(e, Exception)]
+            if fatal:  # KeyboardInterrupt or SystemExit from a handler: pass it on
+                raise fatal[0] from None
+            raise InternalError(f"bug in wstrio's connection supervisor: {bug!r}") from failure
+        assert self.closed is not None
+        return self.closed
+
+    def go_away(self) -> None:
+        """Close with 1001 (server shutting down); the handler gets ``shutdown_timeout``."""
+        self._decide(Ending.GOING_AWAY)
+
+    def decide(self, ending: Ending, code: int | None = None, reason: str | None = None) -> None:
+        """End the connection from outside its tasks (a client's caller, a room)."""
+        self._decide(ending, code, reason)
+
+    async def ping(self) -> None:
+        """A ping outside the heartbeat (``Session.ping``); raises TransportClosed."""
+        await self._transport.ping()
+
+    def slow_consumer(self) -> None:
+        """Close with 1008: a room found the outbox full under the "close" policy."""
+        self._decide(Ending.SLOW_CONSUMER)
+
+    async def close_from_handler(self, code: int, reason: str) -> None:
+        self._decide(Ending.HANDLER_CLOSED, code, reason)
+        await self.wire_closed.wait()
+
+    # -- the decision ----------------------------------------------------------------
+    def _decide(self, ending: Ending, code: int | None = None, reason: str | None = None) -> None:
+        if self.closed is not None:
+            return
+        self.closed = decide(ending, code, reason)
+        self.session._leave_rooms()
+        self._reader_scope.cancel()
+        self._heartbeat_scope.cancel()
+        self._inbox_send.close()
+        self.outbox.send.close()
+        if not CLOSE_TABLE[ending].drain:
+            self._writer_scope.cancel()
+            self.outbox.clear_backlog()
+        if ending not in _HANDLER_DONE:
+            grace = self._config.close_timeout
+            if ending is Ending.GOING_AWAY:
+                grace = self._config.shutdown_timeout
+            self._give_handler(grace)
+        if self._nursery is not None:
+            # RuntimeError: cancelled from outside, the nursery is closing; run() closes the wire
+            with contextlib.suppress(RuntimeError):
+                self._nursery.start_soon(self._finish_wire)
+
+    def _give_handler(self, seconds: float) -> None:
+        deadline = trio.current_time() + seconds
+        self._handler_scope.deadline = min(self._handler_scope.deadline, deadline)
+
+    async def _finish_wire(self) -> None:
+        """Do on the wire what the rule says; exactly once, always bounded."""
+        if self.wire_closed.is_set():
+            return
+        assert self.closed is not None
+        closed = self.closed
+        with trio.move_on_after(self._config.close_timeout):
+            await self._writer_done.wait()
+        if not self._writer_done.is_set():  # the drain took too long
+            self._writer_scope.cancel()
+            self._in_send = True
+        wire = CLOSE_TABLE[closed.ending].wire
+        aborted = False
+        if wire is Wire.CLOSE and (self._in_send or self._close_started):
+            wire, aborted = Wire.ABORT, True  # the stream cannot carry a close frame
+        if wire is Wire.CLOSE:
+            self._close_started = True
+            with trio.move_on_after(self._config.close_timeout) as scope:
+                earlier = await self._transport.close(closed.code, closed.reason)
+                if earlier is not None and earlier.ending is not closed.ending:
+                    closed = decide(earlier.ending, earlier.code, earlier.reason)
+                    self.closed = closed  # the wire wins: report what the peer saw
+            aborted = scope.cancelled_caught
+        if aborted or wire is Wire.ABORT:
+            with trio.CancelScope(shield=True):
+                await self._transport.abort()
+        if aborted:
+            self.closed = attrs.evolve(closed, aborted=True)
+        self.wire_closed.set()
+        if closed.ending is Ending.HANDLER_CLOSED:
+            self._give_handler(self._config.close_timeout)
+
+    # -- the four tasks --------------------------------------------------------------
+    async def _run_handler(self) -> None:
+        with self._handler_scope:
+            try:
+                await self._handler(self.session)
+            except BaseException as exc:  # classified below; Cancelled goes on
+                cancelled, rest = split_group(exc, trio.Cancelled)
+                if rest is not None:
+                    self._handler_raised(rest)
+                if cancelled is not None:
+                    raise cancelled from None
+            else:
+                self._decide(Ending.HANDLER_RETURNED)
+
+    def _handler_raised(self, exc: BaseException) -> None:
+        """Decide from what the handler (or a task in its nursery) raised."""
+        verdict = classify_handler_exception(exc, decided=self.closed is not None)
+        if verdict is Ending.HANDLER_ERROR:
+            logger.error("handler for %s raised", self.session.path, exc_info=exc)
+            self._decide(Ending.HANDLER_ERROR)
+        elif isinstance(verdict, CloseConnection):
+            self._decide(Ending.HANDLER_CLOSED, verdict.code, verdict.reason)
+
+    async def _reader(self) -> None:
+        session = self.session
+        accepts = self._accepts
+        inbox = self._inbox_send
+        with self._reader_scope:
+            try:
+                while True:
+                    message = await self._transport.receive()
+                    if accepts is not None and not isinstance(message, accepts):
+                        self._decide(Ending.UNSUPPORTED_DATA)
+                        return
+                    session._messages_in += 1
+                    session._bytes_in += payload_size(message)
+                    try:
+                        inbox.send_nowait(message)
+                    except trio.WouldBlock:
+                        self._inbox_full = True
+                        await inbox.send(message)
+                        self._inbox_full = False
+            except TransportClosed as exc:
+                self._decide(exc.ending, exc.code, exc.reason)
+            except trio.ClosedResourceError:
+                pass  # a decision closed the inbox
+
+    async def _writer(self) -> None:
+        # Each send gets a fresh write deadline; it is not disarmed after the send
+        # (that would cost a second deadline update per message). If it expires
+        # while the writer is idle, the writer starts over with a new scope,
+        # keeping the message it may have just taken.
+        session = self.session
+        timeout = self._config.write_timeout
+        outbox = self.outbox.receive
+        queue = self.outbox
+        send = self._transport.send
+        held: Message | None = None
+        try:
+            with self._writer_scope:
+                try:
+                    while True:
+                        with trio.CancelScope() as write_scope:
+                            while True:
+                                if held is not None:
+                                    message, held = held, None
+                                else:
+                                    try:
+                                        message = outbox.receive_nowait()
+                                    except trio.WouldBlock:
+                                        message = await outbox.receive()
+                                if queue.backlog:
+                                    queue.top_up()
+                                if write_scope.cancel_called:  # stale deadline: new scope
+                                    held = message
+                                    break
+                                write_scope.deadline = trio.current_time() + timeout
+                                self._in_send = True
+                                await send(message)
+                                self._in_send = False
+                                session._messages_out += 1
+                                session._bytes_out += payload_size(message)
+                        if self._in_send:
+                            self._decide(Ending.WRITE_TIMEOUT)
+                            return
+                except trio.EndOfChannel:  # a decision closed the outbox and it is drained
+                    await self._drain_backlog()
+        except TransportClosed as exc:
+            self._in_send = False
+            self._decide(exc.ending, exc.code, exc.reason)
+        finally:
+            self._writer_done.set()
+
+    async def _drain_backlog(self) -> None:
+        """After a draining decision: send the broadcasts that waited beyond the outbox."""
+        session = self.session
+        while self.outbox.backlog:
+            message = self.outbox.pop_backlog()
+            self._in_send = True
+            with trio.move_on_after(self._config.write_timeout):
+                await self._transport.send(message)
+                self._in_send = False
+            if self._in_send:
+                return  # write timeout: the closer sees a send cut short and aborts
+            session._messages_out += 1
+            session._bytes_out += payload_size(message)
+
+    async def _heartbeat(self) -> None:
+        assert self._config.ping_interval is not None
+        interval = self._config.ping_interval
+        timeout = self._config.ping_timeout
+        with self._heartbeat_scope:
+            try:
+                while True:
+                    await trio.sleep(interval)
+                    sent = trio.current_time()
+                    with trio.move_on_after(timeout) as scope:
+                        await self._transport.ping()
+                    if not scope.cancelled_caught:
+                        self.session._latency = trio.current_time() - sent
+                    elif not self._inbox_full:  # a full inbox is our back-pressure, not theirs
+                        self._decide(Ending.KEEPALIVE_TIMEOUT)
+                        return
+            except TransportClosed as exc:
+                self._decide(exc.ending, exc.code, exc.reason)

@@ -1,0 +1,106 @@
+"""The small interface between the supervisor and a WebSocket engine.
+
+The supervisor never touches trio-websocket directly: it talks to a
+:class:`Transport`. ``wstrio._engine`` implements it over trio-websocket's
+public API; the test suite implements it as an in-memory fake driven on
+Trio's ``MockClock``. A second engine only has to implement these methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+import attrs
+
+from .closecodes import Ending
+
+Message = str | bytes
+
+
+class TransportClosed(Exception):
+    """Raised by a transport when the connection can carry no more messages.
+
+    ``ending`` is PEER_CLOSED (a close frame arrived and the engine answered
+    it), PEER_VANISHED (no close frame: EOF or reset), MESSAGE_TOO_BIG or
+    PROTOCOL_ERROR (the engine refused the peer's data).
+    """
+
+    def __init__(self, ending: Ending, code: int, reason: str = "") -> None:
+        super().__init__(ending, code, reason)
+        self.ending = ending
+        self.code = code
+        self.reason = reason
+
+
+@attrs.frozen
+class Headers:
+    """Request headers: case-insensitive, in order, repeated names kept."""
+
+    items: tuple[tuple[str, str], ...] = ()
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header ``name``, or ``default``."""
+        wanted = name.lower()
+        for key, value in self.items:
+            if key.lower() == wanted:
+                return value
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of header ``name``, in order."""
+        wanted = name.lower()
+        return [value for key, value in self.items if key.lower() == wanted]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@attrs.frozen
+class ConnectionInfo:
+    """What the opening handshake carried."""
+
+    path: str = "/"
+    query: str = ""
+    headers: Headers = Headers()
+    remote: tuple[str, int] | None = None
+    subprotocol: str | None = None
+
+
+class Transport(Protocol):
+    """One open WebSocket connection, as the supervisor sees it."""
+
+    @property
+    def info(self) -> ConnectionInfo: ...
+
+    async def receive(self) -> Message:
+        """The next whole message; raises TransportClosed."""
+        ...
+
+    async def send(self, message: Message) -> None:
+        """Write one message; raises TransportClosed."""
+        ...
+
+    async def ping(self) -> None:
+        """Send a ping and return when its pong arrives; raises TransportClosed."""
+        ...
+
+    async def close(self, code: int, reason: str) -> TransportClosed | None:
+        """Send a close frame and wait for the peer's.
+
+        Returns None when our frame went out; if the connection had already
+        ended (the peer's close was answered, the peer vanished, the engine
+        refused a message), sends nothing and returns how it ended: the wire
+        wins over the supervisor's decision.
+        """
+        ...
+
+    async def abort(self) -> None:
+        """Drop the connection at once, without a close frame."""
+        ...

@@ -1,0 +1,1 @@
+"""The one-port HTTP front: requests, routes, endpoints, admission and the upgrade."""

@@ -1,0 +1,77 @@
+"""Routes: which handler serves which path, and what it accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import attrs
+
+from .._conn.supervisor import Handler
+
+MessageKind = Literal["any", "text", "binary"]
+
+
+@attrs.frozen
+class Route:
+    """A WebSocket endpoint: its handler, the message kind it takes, its subprotocols.
+
+    A route declared ``accepts="text"`` (or ``"binary"``) closes with 1003 when
+    the peer sends the other kind. ``subprotocols`` lists what the route speaks,
+    in order of preference of the client's offer.
+    """
+
+    handler: Handler
+    accepts: MessageKind = attrs.field(
+        default="any", validator=attrs.validators.in_(("any", "text", "binary"))
+    )
+    subprotocols: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    @property
+    def accepted_type(self) -> type[str] | type[bytes] | None:
+        return {"any": None, "text": str, "binary": bytes}[self.accepts]
+
+    def choose_subprotocol(self, offered: tuple[str, ...]) -> str | None:
+        """The first subprotocol the client offers that this route speaks."""
+        for name in offered:
+            if name in self.subprotocols:
+                return name
+        return None
+
+
+def _to_bytes(body: str | bytes) -> bytes:
+    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
+
+
+@attrs.frozen
+class Static:
+    """Plain HTTP content served at a path (GET and HEAD), e.g. a browser page."""
+
+    body: bytes = attrs.field(converter=_to_bytes)
+    content_type: str = "text/html; charset=utf-8"
+
+
+Routes = Mapping[str, Handler | Route | Static]
+
+#: Paths the server answers itself.
+BUILTIN_PATHS = frozenset({"/healthz", "/metrics"})
+
+
+def resolve_routes(routes: Routes) -> tuple[dict[str, Route], dict[str, Static]]:
+    """Split routes into WebSocket routes and static content; refuse malformed ones."""
+    sockets: dict[str, Route] = {}
+    statics: dict[str, Static] = {}
+    for path, target in routes.items():
+        if not isinstance(path, str) or not path.startswith("/") or "?" in path:
+            raise ValueError(f"route path must start with '/' and have no query: {path!r}")
+        if path in BUILTIN_PATHS:
+            raise ValueError(f"{path} is served by wstrio itself")
+        if isinstance(target, Static):
+            statics[path] = target
+        elif isinstance(target, Route):
+            sockets[path] = target
+        elif callable(target):
+            sockets[path] = Route(target)
+        else:
+            raise TypeError(f"route {path!r} must map to a handler, Route or Static: {target!r}")
+    return sockets, statics

@@ -1,0 +1,1 @@
+"""Rooms: broadcasts that never wait, with slow-consumer policies."""
