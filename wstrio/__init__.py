@@ -16,11 +16,12 @@ from ._conn.errors import (
     OutboxFull,
     WstrioError,
 )
-from ._conn.session import Session, SessionStatistics
-from ._conn.transport import Headers
+from ._conn.headers import Headers
+from ._conn.session import Session
+from ._conn.stats import ServerStatistics, SessionStatistics
 from ._http.routes import Route, Static
 from ._rooms.hub import Hub, HubStatistics, Room, RoomStatistics, SlowConsumerPolicy
-from ._server import Server, ServerStatistics, serve
+from ._server import Server, serve
 
 __all__ = [
     "CLOSE_TABLE",

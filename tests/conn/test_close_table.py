@@ -9,7 +9,7 @@ import pytest
 
 import wstrio
 from wstrio import CLOSE_TABLE, CloseCode, Ending
-from wstrio._conn.closecodes import Wire, decide, is_sendable
+from wstrio._conn.closecodes import Wire, closed_for, is_sendable
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reference" / "close-codes.md"
 
@@ -35,7 +35,7 @@ def test_each_ending_has_its_row(ending: Ending) -> None:
     """Every ending maps to the documented code and wire action."""
     rule = CLOSE_TABLE[ending]
     assert (rule.code, rule.wire) == EXPECTED[ending]
-    closed = decide(ending, 4000, "from the event")
+    closed = closed_for(ending, 4000, "from the event")
     assert closed.code == (rule.code if rule.code is not None else 4000)
     if rule.code is not None and closed.code != 1006:
         assert is_sendable(closed.code)

@@ -338,7 +338,8 @@ async def test_statistics_count_messages_and_utf8_bytes(autojump_clock: trio.abc
 
 async def test_session_exposes_handshake_info(autojump_clock: trio.abc.Clock) -> None:
     """path, query, headers, remote and subprotocol come from the handshake."""
-    from wstrio._conn.transport import ConnectionInfo, Headers
+    from wstrio._conn.headers import Headers
+    from wstrio._conn.transport import ConnectionInfo
 
     info = ConnectionInfo(
         path="/ws/chat", query="room=lobby&name=ann&room=x",

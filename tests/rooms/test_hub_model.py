@@ -154,7 +154,7 @@ class HubMachine(RuleBasedStateMachine):
     def end(self, data: st.DataObject) -> None:
         """The session ends for any reason (here: the peer vanished)."""
         i = data.draw(st.integers(0, len(self.sessions) - 1))
-        self.sessions[i]._decide(Ending.PEER_VANISHED)
+        self.sessions[i].decide(Ending.PEER_VANISHED)
         self._end(i)
 
     def _end(self, i: int) -> None:

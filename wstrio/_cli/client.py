@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         return cli.fail(str(exc), 2)
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
-    client = _Client(args.url, kwargs, interactive=os.isatty(0), wait=max(0.0, args.wait))
+    client = Terminal(args.url, kwargs, interactive=os.isatty(0), wait=max(0.0, args.wait))
     return trio.run(cli.interruptible, client.main)
 
 
@@ -111,7 +111,7 @@ class LineReader:
         return self._lines.popleft().removesuffix("\r") if self._lines else None
 
 
-class _Client:
+class Terminal:
     def __init__(self, url: str, kwargs: dict[str, Any], *, interactive: bool, wait: float):
         self.url = url
         self.kwargs = kwargs

@@ -4,10 +4,10 @@ Theory of operation
 -------------------
 A client connection is one *connection task*: it opens the byte stream (TCP,
 TLS for ``wss://``, or whatever an ``opener`` gives, such as the test kit's
-memory streams), runs trio-websocket's client handshake, and then runs the
+memory streams), runs the engine's client handshake, and then runs the
 same :class:`Supervisor` as the server, whose "handler" is a stand-in that
 waits for the caller to be done with the session. The caller's code is the
-real handler: when it ends, :meth:`_Client.end_body` turns the way it ended
+real handler: when it ends, :meth:`ClientConnection.end_body` turns the way it ended
 into an :class:`Ending` (returned: 1000, ``CloseConnection``: its code, an
 exception: 1011, cancelled: 1001) and the supervisor closes the connection.
 
@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 import trio
-import trio_websocket
 
 from .._conn.closecodes import Ending
 from .._conn.config import Config
@@ -37,9 +36,7 @@ from .._conn.errors import (
 )
 from .._conn.session import Session
 from .._conn.supervisor import Supervisor
-from .._conn.transport import ConnectionInfo, Headers
-from .._http.front import peer_address
-from .._wire.tws import EngineTransport, GuardedNursery
+from .._wire.tws import client_transport
 from .dial import (
     HeadersLike,
     Opener,
@@ -48,12 +45,12 @@ from .dial import (
     make_options,
     open_stream,
     parse_url,
-    timed_out,
-    unreachable,
+    timeout_error,
+    unreachable_error,
 )
 
 
-class _Client:
+class ClientConnection:
     """One client connection: its task, and what the caller waits on."""
 
     def __init__(self, target: Target, options: Options) -> None:
@@ -120,82 +117,45 @@ class _Client:
                 else:
                     stream = await open_stream(target, options.ssl_context)
             except (OSError, trio.BrokenResourceError) as exc:  # TLS failures are the latter
-                self.failure = unreachable(target, exc)
+                self.failure = unreachable_error(target, exc)
                 return
         if stream is None:
-            self.failure = timed_out(target, config)
+            self.failure = timeout_error(target, config)
             return
         try:
-            async with trio.open_nursery() as engine:
-                failures: list[Exception] = []
-                handshake = trio.CancelScope(deadline=deadline)
-
-                def failed(exc: Exception) -> None:
-                    failures.append(exc)
-                    handshake.cancel()
-
-                # Shielded: when the caller is cancelled, the engine's reader must
-                # still read the server's close reply while the supervisor closes.
-                guard = GuardedNursery(engine, stream, on_failure=failed, shield=True)
+            async with client_transport(
+                stream,
+                target.host_header,
+                target.resource,
+                subprotocols=options.subprotocols,
+                headers=options.headers,
+                config=config,
+                deadline=deadline,
+            ) as handshake:
+                if handshake.transport is None:
+                    self.failure = self._handshake_failure(handshake.failure)
+                    return
+                self.supervisor = Supervisor(
+                    handshake.transport, self._wait_for_body, config, quiet=options.quiet
+                )
+                self.ready.set()
                 try:
-                    with handshake:
-                        ws = await self._handshake(guard, stream)
-                    if handshake.cancelled_caught:
-                        self.failure = self._handshake_failure(failures)
-                        return
-                    self.supervisor = Supervisor(
-                        EngineTransport(ws, stream, _info(target, ws, stream), client=True),
-                        self._wait_for_body,
-                        config,
-                    )
-                    self.ready.set()
-                    try:
-                        await self.supervisor.run()
-                    except InternalError as exc:
-                        self.error = exc
-                finally:
-                    guard.cancel()
-                    engine.cancel_scope.cancel()
+                    await self.supervisor.run()
+                except InternalError as exc:
+                    self.error = exc
         finally:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
 
-    async def _handshake(
-        self, guard: GuardedNursery, stream: trio.abc.Stream
-    ) -> trio_websocket.WebSocketConnection:
-        target, options = self.target, self.options
-        return await trio_websocket.wrap_client_stream(
-            guard,  # type: ignore[arg-type]
-            stream,  # type: ignore[arg-type]
-            target.host_header,
-            target.resource,
-            subprotocols=options.subprotocols or None,
-            extra_headers=[(k.encode(), v.encode()) for k, v in options.headers] or None,
-            message_queue_size=1,
-            max_message_size=options.config.max_message_size,
-            receive_buffer_size=options.config.receive_buffer_size,
-        )
-
-    def _handshake_failure(self, failures: list[Exception]) -> BaseException:
-        target = self.target
-        if failures and isinstance(failures[0], trio_websocket.ConnectionRejected):
-            rejected = failures[0]
-            pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in rejected.headers]
-            return HandshakeRejected(rejected.status_code, pairs, rejected.body or b"")
-        if failures:
-            return ConnectError(f"handshake with {target.url} failed: {failures[0]}")
-        return timed_out(target, self.options.config)
+    def _handshake_failure(self, failure: Exception | None) -> BaseException:
+        if isinstance(failure, HandshakeRejected):
+            return failure
+        if failure is not None:
+            return ConnectError(f"handshake with {self.target.url} failed: {failure}")
+        return timeout_error(self.target, self.options.config)
 
     async def _wait_for_body(self, session: Session) -> None:
         await self._body_done.wait()
-
-
-def _info(
-    target: Target, ws: trio_websocket.WebSocketConnection, stream: trio.abc.Stream
-) -> ConnectionInfo:
-    path, _, query = target.resource.partition("?")
-    pairs = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in ws.handshake_headers)
-    return ConnectionInfo(path, query, Headers(pairs), peer_address(stream), ws.subprotocol)
 
 
 @asynccontextmanager
@@ -218,7 +178,7 @@ async def connect(
     :class:`HandshakeTimeout` when no session could be opened.
     """
     options = make_options(config, subprotocols, headers, ssl_context, opener)
-    client = _Client(parse_url(url), options)
+    client = ClientConnection(parse_url(url), options)
     error: BaseException | None = None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(client.run)

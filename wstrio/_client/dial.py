@@ -55,6 +55,7 @@ class Options:
     headers: tuple[tuple[str, str], ...] = ()
     ssl_context: ssl.SSLContext | None = None
     opener: Opener | None = None
+    quiet: bool = False  # ``async for`` ends quietly whatever the close code (reconnecting)
 
 
 def make_options(
@@ -63,11 +64,13 @@ def make_options(
     headers: HeadersLike | None,
     ssl_context: ssl.SSLContext | None,
     opener: Opener | None,
+    *,
+    quiet: bool = False,
 ) -> Options:
+    """The options of one ``connect`` or ``reconnecting`` call, headers as string pairs."""
     pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
-    return Options(
-        config, tuple(subprotocols), tuple((str(k), str(v)) for k, v in pairs), ssl_context, opener
-    )
+    strings = tuple((str(k), str(v)) for k, v in pairs)
+    return Options(config, tuple(subprotocols), strings, ssl_context, opener, quiet)
 
 
 async def open_stream(target: Target, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
@@ -85,7 +88,7 @@ async def open_stream(target: Target, ssl_context: ssl.SSLContext | None) -> tri
     return stream
 
 
-def unreachable(target: Target, exc: BaseException) -> ConnectError:
+def unreachable_error(target: Target, exc: BaseException) -> ConnectError:
     """A one-line ConnectError; trio's "all attempts failed" hides the errno in its cause."""
     cause: BaseException | None = exc
     while cause is not None and getattr(cause, "errno", None) is None:
@@ -100,7 +103,7 @@ def unreachable(target: Target, exc: BaseException) -> ConnectError:
     return ConnectError(message) if errno is None else ConnectError(errno, message)
 
 
-def timed_out(target: Target, config: Config) -> HandshakeTimeout:
+def timeout_error(target: Target, config: Config) -> HandshakeTimeout:
     return HandshakeTimeout(
         f"connecting to {target.url} took longer than {config.handshake_timeout} s"
     )

@@ -32,7 +32,7 @@ import trio
 from .._conn.config import Config
 from .._conn.errors import ConnectError, HandshakeRejected
 from .._conn.session import Session
-from .connect import _Client
+from .connect import ClientConnection
 from .dial import HeadersLike, Opener, make_options, parse_url
 
 logger = logging.getLogger("wstrio.client")
@@ -120,11 +120,11 @@ async def reconnecting(
     if max_attempts is not None and max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1 or None, got {max_attempts}")
     target = parse_url(url)
-    options = make_options(config, subprotocols, headers, ssl_context, opener)
+    options = make_options(config, subprotocols, headers, ssl_context, opener, quiet=True)
     backoff = Backoff(backoff_base, backoff_cap, rng if rng is not None else random.Random())
     failures = 0
     while True:
-        client = _Client(target, options)
+        client = ClientConnection(target, options)
         trio.lowlevel.spawn_system_task(client.run, name=f"wstrio client {url}")
         try:
             session = await client.opened()
@@ -140,7 +140,6 @@ async def reconnecting(
             continue
         failures = 0
         opened_at = trio.current_time()
-        session._quiet_all = True
         try:
             yield session
         finally:

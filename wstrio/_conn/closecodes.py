@@ -5,7 +5,7 @@ Theory of operation: every way a connection can end is an :class:`Ending`.
 reason the peer is sent, what happens on the wire (a close handshake, nothing
 because the engine already answered, or a TCP abort) and whether messages the
 handler already handed to the outbox are flushed first. The supervisor looks
-endings up here and nowhere else; ``docs/reference/close-codes.md`` shows the same
+endings up here (``closed_for``) and nowhere else; ``docs/reference/close-codes.md`` shows the same
 table. This module imports nothing from trio on purpose: it is data.
 """
 
@@ -141,7 +141,7 @@ class Closed:
     aborted: bool = False
 
 
-def decide(ending: Ending, code: int | None = None, reason: str | None = None) -> Closed:
+def closed_for(ending: Ending, code: int | None = None, reason: str | None = None) -> Closed:
     """Look ``ending`` up in the table; ``code``/``reason`` fill the event's blanks."""
     rule = CLOSE_TABLE[ending]
     final_code = rule.code if rule.code is not None else code

@@ -1,10 +1,28 @@
-"""Exceptions users can meet. All derive from :class:`WstrioError`."""
+"""Exceptions users can meet, and the one place ExceptionGroups are taken apart.
+
+The hierarchy::
+
+    WstrioError
+    ├── ConnectionClosed     receive/send on a session that has ended (code, reason)
+    ├── CloseConnection      raise it from a handler to close with (code, reason)
+    ├── OutboxFull           send_nowait found the outbox full
+    ├── ConnectError         also an OSError: no connection or handshake (client)
+    │   └── HandshakeTimeout also a TimeoutError
+    ├── HandshakeRejected    the server answered with an HTTP status, not 101
+    └── InternalError        a bug in wstrio: please report it
+
+``CloseConnection`` (you raise it) and ``ConnectionClosed`` (you receive it)
+are easy to confuse: the first is an instruction, the second a report.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import trio
+
 from .closecodes import Ending, check_close
+from .headers import first_value
 
 
 class WstrioError(Exception):
@@ -63,8 +81,7 @@ class HandshakeRejected(WstrioError):
 
     def header(self, name: str) -> str | None:
         """The first value of response header ``name`` (case-insensitive), or None."""
-        wanted = name.lower()
-        return next((value for key, value in self.headers if key.lower() == wanted), None)
+        return first_value(self.headers, name)
 
     def __str__(self) -> str:
         text = self.body[:200].decode("utf-8", "replace").strip()
@@ -87,11 +104,29 @@ def split_group(
 
 
 def leaves(exc: BaseException) -> Iterator[BaseException]:
+    """The exceptions in ``exc``, groups flattened, in order."""
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
             yield from leaves(inner)
     else:
         yield exc
+
+
+def fatal_leaf(exc: BaseException) -> BaseException | None:
+    """The first KeyboardInterrupt, SystemExit or other non-Exception in ``exc`` (not Cancelled)."""
+    return next(
+        (e for e in leaves(exc) if not isinstance(e, Exception | trio.Cancelled)),
+        None,
+    )
+
+
+def one_of(exc: BaseException) -> BaseException:
+    """The one exception a caller should see: a fatal one, else an error, else Cancelled."""
+    fatal = fatal_leaf(exc)
+    if fatal is not None:
+        return fatal
+    parts = list(leaves(exc))
+    return next((e for e in parts if isinstance(e, Exception)), parts[0])
 
 
 def classify_handler_exception(
@@ -103,9 +138,9 @@ def classify_handler_exception(
     else None (only ConnectionClosed after the connection had already ended).
     KeyboardInterrupt and SystemExit are not ours to swallow: re-raised.
     """
-    parts = list(leaves(exc))
-    if any(not isinstance(leaf, Exception) for leaf in parts):
+    if fatal_leaf(exc) is not None:
         raise exc
+    parts = list(leaves(exc))
     closes = [leaf for leaf in parts if isinstance(leaf, CloseConnection)]
     for leaf in parts:
         if not isinstance(leaf, CloseConnection) and not (

@@ -1,17 +1,24 @@
-"""A session's outgoing queue: the bounded outbox, and the broadcast backlog beyond it.
+"""A session's outgoing queue (:class:`Outbox`) and the handle rooms hold (:class:`Mailbox`).
 
 The outbox is a trio memory channel: handlers' sends wait on it (back-pressure)
 and the connection's writer drains it. Room broadcasts never wait; when the
 outbox is full they go to the backlog, bounded in bytes, which the writer moves
 into the outbox as it drains it (``top_up``), so broadcasts keep their order.
+
+A room never sees the session's supervisor: the supervisor hands out a
+:class:`Mailbox` (the outbox, the counters, a way to close the member as a
+slow consumer, and the rooms to leave when the session ends). A broadcast
+travels one way: room, then the member's outbox, then its writer.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import trio
 
+from .stats import SessionCounters
 from .transport import Message
 
 
@@ -23,7 +30,7 @@ def payload_size(message: Message) -> int:
 
 
 class Outbox:
-    """The outbox channel's two ends and the backlog, shared by session, writer and rooms."""
+    """The outbox channel's two ends and its backlog: session and rooms put, the writer takes."""
 
     __slots__ = ("backlog", "backlog_bytes", "backlog_limit", "receive", "send")
 
@@ -70,3 +77,36 @@ class Outbox:
     def clear_backlog(self) -> None:
         self.backlog.clear()
         self.backlog_bytes = 0
+
+
+class Mailbox:
+    """What a room holds of one member: never the session's supervisor.
+
+    ``outbox`` and ``counters`` are shared with the session and its writer;
+    ``close_slow()`` closes the member with 1008 "slow consumer". A room that
+    the member joins registers how to leave it; the supervisor calls
+    :meth:`end` once, when the session's ending is decided, and every room is
+    left then.
+    """
+
+    __slots__ = ("_close_slow", "counters", "ended", "outbox", "rooms")
+
+    def __init__(
+        self, outbox: Outbox, counters: SessionCounters, close_slow: Callable[[], None]
+    ) -> None:
+        self.outbox = outbox
+        self.counters = counters
+        self._close_slow = close_slow
+        self.rooms: dict[object, Callable[[], None]] = {}  # room -> how to leave it; join order
+        self.ended = False
+
+    def close_slow(self) -> None:
+        """End the session with 1008 "slow consumer" (a room's ``close`` policy)."""
+        self._close_slow()
+
+    def end(self) -> None:
+        """The session's ending is decided: leave every room (the supervisor calls this once)."""
+        self.ended = True
+        for leave in list(self.rooms.values()):
+            leave()
+        self.rooms.clear()

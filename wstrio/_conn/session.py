@@ -1,39 +1,47 @@
-"""The handler's view of one connection: :class:`Session`."""
+"""The handler's view of one connection: :class:`Session`.
+
+A session holds no back-reference to the supervisor that runs it: it gets a
+narrow :class:`Control` (how the connection ended, a ping, a close), its inbox,
+and the :class:`Mailbox` it shares with the writer and with rooms.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Protocol, cast
 from urllib.parse import parse_qsl
 
-import attrs
 import trio
 
 from .closecodes import QUIET_CODES, Closed, check_close
 from .errors import ConnectionClosed, OutboxFull
-from .outbox import Outbox
-from .transport import ConnectionInfo, Headers, Message, TransportClosed
-
-if TYPE_CHECKING:
-    from .._rooms.hub import Room
-    from .supervisor import Supervisor
+from .headers import Headers
+from .outbox import Mailbox
+from .stats import SessionStatistics
+from .transport import ConnectionInfo, Message, TransportClosed
 
 
-@attrs.frozen
-class SessionStatistics:
-    """Counters of one session; bytes are payload bytes (UTF-8 for text)."""
+class Control(Protocol):
+    """What a session may ask of the connection that runs it (the supervisor)."""
 
-    messages_in: int
-    messages_out: int
-    bytes_in: int
-    bytes_out: int
-    inbox_used: int
-    inbox_size: int
-    outbox_used: int
-    outbox_size: int
-    drops: int = 0  # broadcasts dropped for this session by a room's slow-consumer policy
-    backlog_used: int = 0  # broadcasts waiting beyond the full outbox
-    backlog_bytes: int = 0
+    closed: Closed | None
+    wire_closed: trio.Event
+
+    async def ping(self) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class RoomLike(Protocol):
+    """A room as a session lists it (``wstrio.Room``)."""
+
+    name: str
+
+    def broadcast(
+        self, message: Message, *, exclude: Session | Iterable[Session] | None = None
+    ) -> int: ...
+
+    def leave(self, session: Session) -> None: ...
 
 
 def check_message(message: object) -> Message:
@@ -54,25 +62,21 @@ class Session:
 
     def __init__(
         self,
-        supervisor: Supervisor,
+        control: Control,
         info: ConnectionInfo,
         inbox: trio.MemoryReceiveChannel[Message],
-        outbox: Outbox,
+        mailbox: Mailbox,
+        *,
+        quiet: bool = False,
     ) -> None:
-        self._supervisor = supervisor
+        self._control = control
         self._info = info
         self._inbox = inbox
-        self._outbox = outbox.send  # the hot path sends straight into the channel
-        self._queue = outbox
-        self._latency: float | None = None
+        self._mailbox = mailbox
+        self._channel = mailbox.outbox.send  # the hot path sends straight into the channel
+        self._counters = mailbox.counters
         self._query: Mapping[str, str] | None = None
-        self._messages_in = 0
-        self._messages_out = 0
-        self._bytes_in = 0
-        self._bytes_out = 0
-        self._drops = 0
-        self._quiet_all = False  # a reconnecting client's session: async for never raises
-        self._rooms: set[Room] = set()
+        self._quiet = quiet  # a reconnecting client's session: async for never raises
 
     # -- what the handshake carried -------------------------------------------------
     @property
@@ -113,16 +117,16 @@ class Session:
     @property
     def latency(self) -> float | None:
         """Seconds of the last ping's round trip (None before the first pong)."""
-        return self._latency
+        return self._counters.latency
 
     @property
     def closed(self) -> Closed | None:
         """How the connection ended, once it has; None while it is open."""
-        return self._supervisor.closed
+        return self._control.closed
 
     # -- messages --------------------------------------------------------------------
     def _closed_error(self) -> ConnectionClosed:
-        closed = self._supervisor.closed
+        closed = self._control.closed
         if closed is None:  # pragma: no cover - channels close only after a decision
             return ConnectionClosed(1006, "")
         return ConnectionClosed(closed.code, closed.reason)
@@ -142,7 +146,7 @@ class Session:
             return await self._inbox.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             exc = self._closed_error()
-            if exc.code in QUIET_CODES or self._quiet_all:
+            if exc.code in QUIET_CODES or self._quiet:
                 raise StopAsyncIteration from None
             raise exc from None
 
@@ -153,10 +157,10 @@ class Session:
         try:
             # Fast path: room in the outbox means no wait. (Not a checkpoint then;
             # the loop that sends yields once the outbox is full.)
-            self._outbox.send_nowait(message)
+            self._channel.send_nowait(message)
         except trio.WouldBlock:
             try:
-                await self._outbox.send(message)
+                await self._channel.send(message)
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 raise self._closed_error() from None
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -166,9 +170,11 @@ class Session:
         """Queue a message for sending; raises OutboxFull instead of waiting."""
         message = check_message(message)
         try:
-            self._outbox.send_nowait(message)
+            self._channel.send_nowait(message)
         except trio.WouldBlock:
-            raise OutboxFull(f"outbox full ({self._outbox.statistics().max_buffer_size})") from None
+            raise OutboxFull(
+                f"outbox full ({self._channel.statistics().max_buffer_size})"
+            ) from None
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise self._closed_error() from None
 
@@ -178,51 +184,57 @@ class Session:
             raise self._closed_error()
         started = trio.current_time()
         try:
-            await self._supervisor.ping()
+            await self._control.ping()
         except TransportClosed as exc:
             raise ConnectionClosed(exc.code, exc.reason) from None
-        self._latency = trio.current_time() - started
-        return self._latency
+        latency = self._counters.latency = trio.current_time() - started
+        return latency
 
     async def wait_closed(self) -> Closed:
         """Wait until the connection has ended and the close handshake is done; how it closed."""
-        await self._supervisor.wire_closed.wait()
-        closed = self._supervisor.closed
+        await self._control.wire_closed.wait()
+        closed = self._control.closed
         assert closed is not None
         return closed
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Flush the outbox, close with ``code`` and ``reason``, wait for the handshake."""
         code, reason = check_close(code, reason)
-        await self._supervisor.close_from_handler(code, reason)
+        await self._control.close(code, reason)
 
     def statistics(self) -> SessionStatistics:
         """Message and byte counters, and how full the queues are."""
         inbox = self._inbox.statistics()
-        outbox = self._outbox.statistics()
+        outbox = self._channel.statistics()
+        counters = self._counters
         return SessionStatistics(
-            messages_in=self._messages_in,
-            messages_out=self._messages_out,
-            bytes_in=self._bytes_in,
-            bytes_out=self._bytes_out,
+            messages_in=counters.messages_in,
+            messages_out=counters.messages_out,
+            bytes_in=counters.bytes_in,
+            bytes_out=counters.bytes_out,
             inbox_used=inbox.current_buffer_used,
             inbox_size=int(inbox.max_buffer_size),
             outbox_used=outbox.current_buffer_used,
             outbox_size=int(outbox.max_buffer_size),
-            drops=self._drops,
-            backlog_used=len(self._queue.backlog),
-            backlog_bytes=self._queue.backlog_bytes,
+            drops=counters.drops,
+            backlog_used=len(self._mailbox.outbox.backlog),
+            backlog_bytes=self._mailbox.outbox.backlog_bytes,
         )
 
     @property
-    def rooms(self) -> frozenset[Room]:
-        """The rooms this session is in; it leaves them all when it ends."""
-        return frozenset(self._rooms)
-
-    def _leave_rooms(self) -> None:
-        for room in list(self._rooms):
-            room.leave(self)
+    def rooms(self) -> frozenset[RoomLike]:
+        """The rooms (``wstrio.Room``) this session is in; it leaves them all when it ends."""
+        return frozenset(cast(RoomLike, room) for room in self._mailbox.rooms)
 
     def __repr__(self) -> str:
         state = "open" if self.closed is None else f"closed {self.closed.code}"
         return f"<wstrio.Session {self.path} {self.remote} {state}>"
+
+
+#: A WebSocket handler: ``async def handler(session)``.
+Handler = Callable[[Session], Awaitable[object]]
+
+
+def mailbox_of(session: Session) -> Mailbox:
+    """The mailbox a room uses to queue for ``session`` (rooms never see its supervisor)."""
+    return session._mailbox

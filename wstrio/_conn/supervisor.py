@@ -11,8 +11,9 @@ Four single-purpose tasks share one nursery:
 * the *handler* is the user's code; it sees only the :class:`Session`.
 
 Whichever task ends first *decides*: it hands an :class:`Ending` to
-``_decide``, which looks it up in ``CLOSE_TABLE`` exactly once and then
-stops the others: the reader and heartbeat are cancelled; the inbox is closed
+``decide``, which looks it up in ``CLOSE_TABLE`` exactly once and then
+stops the others: the session leaves its rooms; the reader and heartbeat are
+cancelled; the inbox is closed
 (the handler drains what was already received, then gets ConnectionClosed);
 the outbox is closed and either drained by the writer (rules with ``drain``)
 or dropped with the writer cancelled. A handler that did not decide gets a
@@ -28,28 +29,27 @@ close runs shielded, still bounded. Expected endings are values
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
 
-from .closecodes import CLOSE_TABLE, Closed, Ending, Wire, decide
+from .closecodes import CLOSE_TABLE, Closed, Ending, Wire, closed_for
 from .config import Config
 from .errors import (
     CloseConnection,
     InternalError,
     classify_handler_exception,
-    leaves,
+    fatal_leaf,
     split_group,
 )
-from .outbox import Outbox, payload_size
-from .session import Session
+from .outbox import Mailbox, Outbox, payload_size
+from .session import Handler, Session
+from .stats import SessionCounters
 from .transport import Message, Transport, TransportClosed
 
 logger = logging.getLogger("wstrio")
-
-Handler = Callable[[Session], Awaitable[object]]
 
 #: Endings the handler itself decided: it has returned already.
 _HANDLER_DONE = frozenset({Ending.HANDLER_RETURNED, Ending.HANDLER_ERROR, Ending.HANDLER_CLOSED})
@@ -65,6 +65,7 @@ class Supervisor:
         config: Config,
         *,
         accepts: type[str] | type[bytes] | None = None,
+        quiet: bool = False,
     ) -> None:
         self._transport = transport
         self._handler = handler
@@ -72,7 +73,10 @@ class Supervisor:
         self._accepts = accepts
         self._inbox_send, inbox_recv = trio.open_memory_channel[Message](config.inbox_size)
         self.outbox = Outbox(config.outbox_size, config.broadcast_backlog)
-        self.session = Session(self, transport.info, inbox_recv, self.outbox)
+        self.counters = SessionCounters()
+        close_slow = functools.partial(self.decide, Ending.SLOW_CONSUMER)
+        self.mailbox = Mailbox(self.outbox, self.counters, close_slow)
+        self.session = Session(self, transport.info, inbox_recv, self.mailbox, quiet=quiet)
         self.closed: Closed | None = None
         self.wire_closed = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -82,7 +86,7 @@ class Supervisor:
         self._writer_scope = trio.CancelScope()
         self._writer_done = trio.Event()
         self._inbox_full = False
-        self._in_send = False  # a send was interrupted: the stream is unusable
+        self._in_send = False  # a send is under way, or was cut short (then the stream is unusable)
         self._close_started = False
 
     @property
@@ -110,44 +114,42 @@ class Supervisor:
             # Outside the except block, so that no library code mistakes the
             # pending exception for one of its own while the wire closes.
             bug = split_group(failure, trio.Cancelled)[1]
-            self._decide(Ending.GOING_AWAY if bug is None else Ending.INTERNAL_ERROR)
+            self.decide(Ending.GOING_AWAY if bug is None else Ending.INTERNAL_ERROR)
             with trio.CancelScope(shield=True):
                 await self._finish_wire()
             if bug is None:
                 raise failure
-            fatal = [e for e in leaves(bug) if not isinstance(e, Exception)]
-            if fatal:  # KeyboardInterrupt or SystemExit from a handler: pass it on
-                raise fatal[0] from None
+            fatal = fatal_leaf(bug)
+            if fatal is not None:  # KeyboardInterrupt or SystemExit from a handler: pass it on
+                raise fatal from None
             raise InternalError(f"bug in wstrio's connection supervisor: {bug!r}") from failure
         assert self.closed is not None
         return self.closed
 
     def go_away(self) -> None:
         """Close with 1001 (server shutting down); the handler gets ``shutdown_timeout``."""
-        self._decide(Ending.GOING_AWAY)
-
-    def decide(self, ending: Ending, code: int | None = None, reason: str | None = None) -> None:
-        """End the connection from outside its tasks (a client's caller, a room)."""
-        self._decide(ending, code, reason)
+        self.decide(Ending.GOING_AWAY)
 
     async def ping(self) -> None:
         """A ping outside the heartbeat (``Session.ping``); raises TransportClosed."""
         await self._transport.ping()
 
-    def slow_consumer(self) -> None:
-        """Close with 1008: a room found the outbox full under the "close" policy."""
-        self._decide(Ending.SLOW_CONSUMER)
-
-    async def close_from_handler(self, code: int, reason: str) -> None:
-        self._decide(Ending.HANDLER_CLOSED, code, reason)
+    async def close(self, code: int, reason: str) -> None:
+        """The handler closes (``Session.close``): decide, then wait for the close handshake."""
+        self.decide(Ending.HANDLER_CLOSED, code, reason)
         await self.wire_closed.wait()
 
     # -- the decision ----------------------------------------------------------------
-    def _decide(self, ending: Ending, code: int | None = None, reason: str | None = None) -> None:
+    def decide(self, ending: Ending, code: int | None = None, reason: str | None = None) -> None:
+        """End the connection with ``ending``; the first decision wins, later ones are no-ops.
+
+        Any task may call it: the four tasks, a room (slow consumer), a
+        stopping server, a client's caller leaving its block.
+        """
         if self.closed is not None:
             return
-        self.closed = decide(ending, code, reason)
-        self.session._leave_rooms()
+        self.closed = closed_for(ending, code, reason)
+        self.mailbox.end()
         self._reader_scope.cancel()
         self._heartbeat_scope.cancel()
         self._inbox_send.close()
@@ -189,7 +191,7 @@ class Supervisor:
             with trio.move_on_after(self._config.close_timeout) as scope:
                 earlier = await self._transport.close(closed.code, closed.reason)
                 if earlier is not None and earlier.ending is not closed.ending:
-                    closed = decide(earlier.ending, earlier.code, earlier.reason)
+                    closed = closed_for(earlier.ending, earlier.code, earlier.reason)
                     self.closed = closed  # the wire wins: report what the peer saw
             aborted = scope.cancelled_caught
         if aborted or wire is Wire.ABORT:
@@ -213,19 +215,19 @@ class Supervisor:
                 if cancelled is not None:
                     raise cancelled from None
             else:
-                self._decide(Ending.HANDLER_RETURNED)
+                self.decide(Ending.HANDLER_RETURNED)
 
     def _handler_raised(self, exc: BaseException) -> None:
         """Decide from what the handler (or a task in its nursery) raised."""
         verdict = classify_handler_exception(exc, decided=self.closed is not None)
         if verdict is Ending.HANDLER_ERROR:
             logger.error("handler for %s raised", self.session.path, exc_info=exc)
-            self._decide(Ending.HANDLER_ERROR)
+            self.decide(Ending.HANDLER_ERROR)
         elif isinstance(verdict, CloseConnection):
-            self._decide(Ending.HANDLER_CLOSED, verdict.code, verdict.reason)
+            self.decide(Ending.HANDLER_CLOSED, verdict.code, verdict.reason)
 
     async def _reader(self) -> None:
-        session = self.session
+        counters = self.counters
         accepts = self._accepts
         inbox = self._inbox_send
         with self._reader_scope:
@@ -233,10 +235,10 @@ class Supervisor:
                 while True:
                     message = await self._transport.receive()
                     if accepts is not None and not isinstance(message, accepts):
-                        self._decide(Ending.UNSUPPORTED_DATA)
+                        self.decide(Ending.UNSUPPORTED_DATA)
                         return
-                    session._messages_in += 1
-                    session._bytes_in += payload_size(message)
+                    counters.messages_in += 1
+                    counters.bytes_in += payload_size(message)
                     try:
                         inbox.send_nowait(message)
                     except trio.WouldBlock:
@@ -244,69 +246,75 @@ class Supervisor:
                         await inbox.send(message)
                         self._inbox_full = False
             except TransportClosed as exc:
-                self._decide(exc.ending, exc.code, exc.reason)
+                self.decide(exc.ending, exc.code, exc.reason)
             except trio.ClosedResourceError:
                 pass  # a decision closed the inbox
 
     async def _writer(self) -> None:
-        # Each send gets a fresh write deadline; it is not disarmed after the send
-        # (that would cost a second deadline update per message). If it expires
-        # while the writer is idle, the writer starts over with a new scope,
-        # keeping the message it may have just taken.
-        session = self.session
-        timeout = self._config.write_timeout
-        outbox = self.outbox.receive
-        queue = self.outbox
-        send = self._transport.send
         held: Message | None = None
         try:
             with self._writer_scope:
                 try:
                     while True:
                         with trio.CancelScope() as write_scope:
-                            while True:
-                                if held is not None:
-                                    message, held = held, None
-                                else:
-                                    try:
-                                        message = outbox.receive_nowait()
-                                    except trio.WouldBlock:
-                                        message = await outbox.receive()
-                                if queue.backlog:
-                                    queue.top_up()
-                                if write_scope.cancel_called:  # stale deadline: new scope
-                                    held = message
-                                    break
-                                write_scope.deadline = trio.current_time() + timeout
-                                self._in_send = True
-                                await send(message)
-                                self._in_send = False
-                                session._messages_out += 1
-                                session._bytes_out += payload_size(message)
-                        if self._in_send:
-                            self._decide(Ending.WRITE_TIMEOUT)
+                            message, held = held, None
+                            held = await self._send_until_stale(write_scope, message)
+                        if self._in_send:  # the deadline passed during a send
+                            self.decide(Ending.WRITE_TIMEOUT)
                             return
                 except trio.EndOfChannel:  # a decision closed the outbox and it is drained
                     await self._drain_backlog()
         except TransportClosed as exc:
             self._in_send = False
-            self._decide(exc.ending, exc.code, exc.reason)
+            self.decide(exc.ending, exc.code, exc.reason)
         finally:
             self._writer_done.set()
 
+    async def _send_until_stale(
+        self, write_scope: trio.CancelScope, held: Message | None
+    ) -> Message | None:
+        """Take and send messages, each with a fresh write deadline on ``write_scope``.
+
+        The deadline is not disarmed after a send (that would cost a second
+        deadline update per message). If it expires while the writer is idle,
+        the scope is spent: return the message just taken, for a new scope.
+        """
+        timeout = self._config.write_timeout
+        while True:
+            message = held if held is not None else await self._next_message()
+            held = None
+            if write_scope.cancel_called:  # a stale deadline: start over with a new scope
+                return message
+            write_scope.deadline = trio.current_time() + timeout
+            await self._send(message)
+
+    async def _next_message(self) -> Message:
+        """The next message from the outbox (waits); the backlog moves up behind it."""
+        outbox = self.outbox
+        try:
+            message = outbox.receive.receive_nowait()
+        except trio.WouldBlock:
+            message = await outbox.receive.receive()
+        if outbox.backlog:
+            outbox.top_up()
+        return message
+
+    async def _send(self, message: Message) -> None:
+        """Write one message and count it; ``_in_send`` stays set if the write is cut short."""
+        self._in_send = True
+        await self._transport.send(message)
+        self._in_send = False
+        self.counters.messages_out += 1
+        self.counters.bytes_out += payload_size(message)
+
     async def _drain_backlog(self) -> None:
         """After a draining decision: send the broadcasts that waited beyond the outbox."""
-        session = self.session
         while self.outbox.backlog:
             message = self.outbox.pop_backlog()
-            self._in_send = True
             with trio.move_on_after(self._config.write_timeout):
-                await self._transport.send(message)
-                self._in_send = False
+                await self._send(message)
             if self._in_send:
                 return  # write timeout: the closer sees a send cut short and aborts
-            session._messages_out += 1
-            session._bytes_out += payload_size(message)
 
     async def _heartbeat(self) -> None:
         assert self._config.ping_interval is not None
@@ -320,9 +328,9 @@ class Supervisor:
                     with trio.move_on_after(timeout) as scope:
                         await self._transport.ping()
                     if not scope.cancelled_caught:
-                        self.session._latency = trio.current_time() - sent
+                        self.counters.latency = trio.current_time() - sent
                     elif not self._inbox_full:  # a full inbox is our back-pressure, not theirs
-                        self._decide(Ending.KEEPALIVE_TIMEOUT)
+                        self.decide(Ending.KEEPALIVE_TIMEOUT)
                         return
             except TransportClosed as exc:
-                self._decide(exc.ending, exc.code, exc.reason)
+                self.decide(exc.ending, exc.code, exc.reason)

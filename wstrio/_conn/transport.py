@@ -1,19 +1,19 @@
 """The small interface between the supervisor and a WebSocket engine.
 
 The supervisor never touches trio-websocket directly: it talks to a
-:class:`Transport`. ``wstrio._engine`` implements it over trio-websocket's
-public API; the test suite implements it as an in-memory fake driven on
+:class:`Transport`. ``wstrio._wire`` implements it (over trio-websocket's
+public API); the test suite implements it as an in-memory fake driven on
 Trio's ``MockClock``. A second engine only has to implement these methods.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Protocol
 
 import attrs
 
 from .closecodes import Ending
+from .headers import Headers
 
 Message = str | bytes
 
@@ -34,41 +34,12 @@ class TransportClosed(Exception):
 
 
 @attrs.frozen
-class Headers:
-    """Request headers: case-insensitive, in order, repeated names kept."""
-
-    items: tuple[tuple[str, str], ...] = ()
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """The first value of header ``name``, or ``default``."""
-        wanted = name.lower()
-        for key, value in self.items:
-            if key.lower() == wanted:
-                return value
-        return default
-
-    def get_all(self, name: str) -> list[str]:
-        """Every value of header ``name``, in order."""
-        wanted = name.lower()
-        return [value for key, value in self.items if key.lower() == wanted]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
-@attrs.frozen
 class ConnectionInfo:
     """What the opening handshake carried."""
 
     path: str = "/"
     query: str = ""
-    headers: Headers = Headers()
+    headers: Headers = attrs.field(factory=Headers)
     remote: tuple[str, int] | None = None
     subprotocol: str | None = None
 

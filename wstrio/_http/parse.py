@@ -2,10 +2,10 @@
 
 Theory of operation: every accepted connection is HTTP/1.1 first. ``read_head``
 parses one request with h11, keeping every byte it read. A WebSocket upgrade is
-then handed to the engine by replaying those bytes through :class:`ReplayStream`
-(trio-websocket's public ``wrap_server_stream`` parses them again); anything
-else is answered here (health, metrics, static content, or an error status),
-and keep-alive lets the client send the next request on the same connection.
+then handed to the engine with those bytes (the trio-websocket engine replays
+them into its own parser); anything else is answered by ``endpoints`` (health,
+metrics, static content, or an error status), and keep-alive lets the client
+send the next request on the same connection.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import email.utils
 import attrs
 import h11
 import trio
+
+from .._conn.headers import first_value
 
 #: Reason phrases for the statuses the front sends.
 REASONS = {
@@ -42,6 +44,8 @@ class BadRequest(Exception):
 
 @attrs.frozen
 class RequestHead:
+    """One request as h11 read it: header names lower-cased, values as latin-1 text."""
+
     method: str
     target: str
     headers: tuple[tuple[str, str], ...]
@@ -52,11 +56,8 @@ class RequestHead:
         return self.target.partition("?")[0]
 
     def header(self, name: str) -> str | None:
-        wanted = name.lower()
-        for key, value in self.headers:
-            if key == wanted:
-                return value
-        return None
+        """The first value of header ``name`` (case-insensitive), or None."""
+        return first_value(self.headers, name)
 
     @property
     def wants_websocket(self) -> bool:
@@ -154,35 +155,3 @@ def raw_response(status: int, message: str, headers: tuple[tuple[str, str], ...]
         *(f"{k}: {v}" for k, v in headers),
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-class ReplayStream(trio.abc.Stream):
-    """A stream that first returns ``prefix``, then reads from ``inner``.
-
-    Closing it leaves ``inner`` open: its owner (the server) closes it.
-    """
-
-    def __init__(self, inner: trio.abc.Stream, prefix: bytes) -> None:
-        self.inner = inner
-        self._prefix = prefix
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        if self._prefix:
-            await trio.lowlevel.checkpoint()
-            size = len(self._prefix) if max_bytes is None else max_bytes
-            data, self._prefix = self._prefix[:size], self._prefix[size:]
-            return data
-        return await self.inner.receive_some(max_bytes)
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.inner.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
-
-    async def aclose(self) -> None:
-        # The engine closes its stream when it gives up on a connection (after a
-        # protocol error, without a close frame). The socket stays open until the
-        # server is done with it, so wstrio can still send that frame.
-        self._prefix = b""
-        await trio.lowlevel.checkpoint()

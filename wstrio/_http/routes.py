@@ -7,7 +7,7 @@ from typing import Literal
 
 import attrs
 
-from .._conn.supervisor import Handler
+from .._conn.session import Handler
 
 MessageKind = Literal["any", "text", "binary"]
 
@@ -57,7 +57,19 @@ Routes = Mapping[str, Handler | Route | Static]
 BUILTIN_PATHS = frozenset({"/healthz", "/metrics"})
 
 
-def resolve_routes(routes: Routes) -> tuple[dict[str, Route], dict[str, Static]]:
+@attrs.frozen
+class RouteTable:
+    """Routes resolved by path: WebSocket endpoints and static content."""
+
+    sockets: Mapping[str, Route]
+    statics: Mapping[str, Static]
+
+    def knows(self, path: str) -> bool:
+        """True if something (an endpoint, content, or wstrio itself) answers at ``path``."""
+        return path in self.sockets or path in self.statics or path in BUILTIN_PATHS
+
+
+def resolve_routes(routes: Routes) -> RouteTable:
     """Split routes into WebSocket routes and static content; refuse malformed ones."""
     sockets: dict[str, Route] = {}
     statics: dict[str, Static] = {}
@@ -74,4 +86,4 @@ def resolve_routes(routes: Routes) -> tuple[dict[str, Route], dict[str, Static]]
             sockets[path] = Route(target)
         else:
             raise TypeError(f"route {path!r} must map to a handler, Route or Static: {target!r}")
-    return sockets, statics
+    return RouteTable(sockets, statics)

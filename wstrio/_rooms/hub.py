@@ -19,6 +19,9 @@ apply its slow-consumer policy to that member alone:
 * ``"drop_oldest"``: the oldest backlogged broadcasts are dropped to make room
   (the oldest outbox message if there is no backlog to spend).
 
+A room holds each member's :class:`Mailbox` (its outbox and counters, and
+how to close it as a slow consumer), never its supervisor: a broadcast goes
+from the room into the member's outbox and on to its writer, one way.
 A session leaves every room the moment its ending is decided (whatever the
 reason), so a closing session never holds a place or receives more. The hub
 holds rooms weakly: a room lives while it has members or someone holds it.
@@ -27,6 +30,7 @@ All of this is plain state, safe to use from any task of one ``trio.run``.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Collection, Iterable
 from typing import Literal, get_args
@@ -35,8 +39,8 @@ import attrs
 import trio
 
 from .._conn.errors import ConnectionClosed
-from .._conn.outbox import payload_size
-from .._conn.session import Session, check_message
+from .._conn.outbox import Mailbox, payload_size
+from .._conn.session import Session, check_message, mailbox_of
 from .._conn.transport import Message
 
 SlowConsumerPolicy = Literal["close", "drop_newest", "drop_oldest"]
@@ -84,11 +88,12 @@ def _exclusion(exclude: Session | Iterable[Session] | None) -> Collection[Sessio
     return frozenset(exclude)
 
 
+@attrs.define
 class _Counters:
-    __slots__ = ("broadcasts", "deliveries", "drops", "slow_closes")
-
-    def __init__(self) -> None:
-        self.broadcasts = self.deliveries = self.drops = self.slow_closes = 0
+    broadcasts: int = 0
+    deliveries: int = 0
+    drops: int = 0
+    slow_closes: int = 0
 
 
 class Room:
@@ -98,7 +103,7 @@ class Room:
         self.hub = hub
         self.name = name
         self._policy = policy
-        self._members: dict[Session, None] = {}  # insertion order is join order
+        self._members: dict[Session, Mailbox] = {}  # insertion order is join order
         self._counts = _Counters()
 
     @property
@@ -126,14 +131,16 @@ class Room:
         if session.closed is not None:
             raise ConnectionClosed(session.closed.code, session.closed.reason)
         if session not in self._members:
-            self._members[session] = None
-            session._rooms.add(self)
+            mailbox = mailbox_of(session)
+            self._members[session] = mailbox
+            mailbox.rooms[self] = functools.partial(self.leave, session)
             self.hub._rooms.setdefault(self.name, self)
 
     def leave(self, session: Session) -> None:
         """Remove ``session``; no-op if it is not a member."""
-        if self._members.pop(session, False) is None:
-            session._rooms.discard(self)
+        mailbox = self._members.pop(session, None)
+        if mailbox is not None:
+            mailbox.rooms.pop(self, None)
 
     def broadcast(
         self, message: Message, *, exclude: Session | Iterable[Session] | None = None
@@ -144,59 +151,57 @@ class Room:
         full and whose backlog is spent get the room's slow-consumer policy.
         """
         delivered = self._deliver(check_message(message), _exclusion(exclude))
-        self._count(broadcasts=1, deliveries=delivered)
         self.hub._counts.broadcasts += 1
         return delivered
 
     def _deliver(self, message: Message, skip: Collection[Session]) -> int:
-        full: list[Session] = []
+        """Queue ``message`` for every member not in ``skip``; count one broadcast of the room."""
+        full: list[Mailbox] = []
         delivered = 0
-        for session in self._members:
+        for session, mailbox in self._members.items():
             if skip and session in skip:
                 continue
             try:
-                session._outbox.send_nowait(message)
+                mailbox.outbox.send.send_nowait(message)
                 delivered += 1
             except trio.WouldBlock:
-                full.append(session)
+                full.append(mailbox)
         if full:
             size = payload_size(message)
-            for session in full:
-                delivered += self._when_full(session, message, size)
+            for mailbox in full:
+                delivered += self._when_full(mailbox, message, size)
+        self._counts.broadcasts += 1
+        self._counts.deliveries += delivered
+        self.hub._counts.deliveries += delivered
         return delivered
 
-    def _when_full(self, session: Session, message: Message, size: int) -> int:
+    def _when_full(self, mailbox: Mailbox, message: Message, size: int) -> int:
         """A member's outbox is full: backlog, or apply the policy; 1 if ``message`` was queued."""
-        queue = session._queue
-        if queue.to_backlog(message, size):
+        outbox = mailbox.outbox
+        if outbox.to_backlog(message, size):
             return 1
         if self._policy == "close":
-            self._count(slow_closes=1)
-            session._supervisor.slow_consumer()
+            self._counts.slow_closes += 1
+            self.hub._counts.slow_closes += 1
+            mailbox.close_slow()
             return 0
         if self._policy == "drop_oldest":
-            while queue.backlog and not queue.to_backlog(message, size):
-                queue.pop_backlog()
-                self._count_drop(session)
-            if queue.backlog:
+            while outbox.backlog and not outbox.to_backlog(message, size):
+                outbox.pop_backlog()
+                self._count_drop(mailbox)
+            if outbox.backlog:
                 return 1  # it fit once older broadcasts were dropped
-            if queue.drop_oldest():  # no backlog to spend: make room in the outbox
-                self._count_drop(session)
-                queue.send.send_nowait(message)
+            if outbox.drop_oldest():  # no backlog to spend: make room in the outbox
+                self._count_drop(mailbox)
+                outbox.send.send_nowait(message)
                 return 1
-        self._count_drop(session)
+        self._count_drop(mailbox)
         return 0
 
-    def _count_drop(self, session: Session) -> None:
-        session._drops += 1
-        self._count(drops=1)
-
-    def _count(self, **amounts: int) -> None:
-        """Add to this room's counters, and to the hub's (broadcasts: the caller counts those)."""
-        for counts in (self._counts, self.hub._counts):
-            for name, amount in amounts.items():
-                if name != "broadcasts" or counts is self._counts:
-                    setattr(counts, name, getattr(counts, name) + amount)
+    def _count_drop(self, mailbox: Mailbox) -> None:
+        mailbox.counters.drops += 1
+        self._counts.drops += 1
+        self.hub._counts.drops += 1
 
     def statistics(self) -> RoomStatistics:
         """Members now; broadcasts, deliveries, drops and slow closes so far."""
@@ -249,9 +254,7 @@ class Hub:
         seen = set(_exclusion(exclude))
         delivered = 0
         for room in list(self._rooms.values()):
-            reached = room._deliver(message, seen)
-            room._count(broadcasts=1, deliveries=reached)
-            delivered += reached
+            delivered += room._deliver(message, seen)
             seen.update(room._members)
         self._counts.broadcasts += 1
         return delivered

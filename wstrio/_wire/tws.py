@@ -1,7 +1,13 @@
-"""The Transport over trio-websocket's public API (our protocol engine).
+"""The trio-websocket engine: a :class:`Transport` over trio-websocket's public API.
 
-Only public names of trio-websocket are used here: ``wrap_server_stream``,
-``WebSocketRequest.accept/reject`` and the ``WebSocketConnection`` methods.
+Theory of operation: the HTTP front has already read the upgrade request with
+h11; :func:`server_transport` replays those bytes into trio-websocket's
+``wrap_server_stream`` (:class:`ReplayStream`), which parses them again and
+answers 101. :func:`client_transport` runs ``wrap_client_stream``. Either way
+trio-websocket starts its own reader task, which runs in a
+:class:`GuardedNursery` so that an error inside the engine drops this one
+connection's socket instead of tearing down the connection's task tree. Only
+public names of trio-websocket are used.
 """
 
 from __future__ import annotations
@@ -11,13 +17,19 @@ import itertools
 import logging
 import os
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import attrs
 import trio
 import trio_websocket
 
 from .._conn.closecodes import Ending
+from .._conn.config import Config
+from .._conn.errors import HandshakeRejected
+from .._conn.headers import Headers
 from .._conn.transport import ConnectionInfo, Message, TransportClosed
+from .frames import close_frame
+from .streams import peer_address
 
 logger = logging.getLogger("wstrio.engine")
 
@@ -44,19 +56,6 @@ def closed_from_engine(exc: trio_websocket.ConnectionClosed) -> TransportClosed:
     return TransportClosed(Ending.PEER_CLOSED, reason.code, text)
 
 
-def _short(reason: str) -> bytes:
-    """A close reason cut to fit a control frame (123 bytes), on a UTF-8 boundary."""
-    return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
-
-
-def short_frame(first_byte: int, payload: bytes, *, mask: bytes | None = None) -> bytes:
-    """A frame of at most 125 payload bytes (FIN/opcode in ``first_byte``), masked if ``mask``."""
-    if mask is None:
-        return bytes((first_byte, len(payload))) + payload
-    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return bytes((first_byte, 0x80 | len(payload))) + mask + masked
-
-
 class GuardedNursery:
     """What trio-websocket gets instead of a nursery: it starts the engine's
     reader task so that an error inside trio-websocket (for example wsproto
@@ -64,8 +63,9 @@ class GuardedNursery:
     connection's socket instead of tearing down the connection's task tree.
 
     A client passes ``on_failure`` (told of a rejected handshake, an error, or
-    the reader ending at EOF) and ``shield=True`` (so the reader still reads the
-    close reply when the caller is cancelled; it then calls :meth:`cancel`)."""
+    the reader ending at EOF) and ``shield=True``: the reader keeps reading
+    (the peer's close reply) when the caller is cancelled, so whoever made the
+    nursery must call :meth:`cancel`."""
 
     def __init__(
         self,
@@ -78,8 +78,6 @@ class GuardedNursery:
         self._nursery = nursery
         self._stream = stream
         self._on_failure = on_failure
-        # shield: the reader keeps reading (the peer's close reply) when the
-        # caller is cancelled; whoever made this nursery must call cancel().
         self._shield = shield
         self._scopes: list[trio.CancelScope] = []
 
@@ -108,8 +106,40 @@ class GuardedNursery:
                 self._on_failure(trio.BrokenResourceError("the server closed the connection"))
 
 
+class ReplayStream(trio.abc.Stream):
+    """A stream that first returns ``prefix``, then reads from ``inner``.
+
+    Closing it leaves ``inner`` open: its owner (the server) closes it.
+    """
+
+    def __init__(self, inner: trio.abc.Stream, prefix: bytes) -> None:
+        self.inner = inner
+        self._prefix = prefix
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if self._prefix:
+            await trio.lowlevel.checkpoint()
+            size = len(self._prefix) if max_bytes is None else max_bytes
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return data
+        return await self.inner.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        # The engine closes its stream when it gives up on a connection (after a
+        # protocol error, without a close frame). The socket stays open until the
+        # server is done with it, so wstrio can still send that frame.
+        self._prefix = b""
+        await trio.lowlevel.checkpoint()
+
+
 class EngineTransport:
-    """A :class:`~wstrio._transport.Transport` over a trio-websocket connection."""
+    """A :class:`~wstrio._conn.transport.Transport` over a trio-websocket connection."""
 
     def __init__(
         self,
@@ -160,11 +190,111 @@ class EngineTransport:
         if ended.ending is Ending.PROTOCOL_ERROR:
             # trio-websocket gave up without telling the peer: send the close
             # frame it did not (RFC 6455 5.1: a client masks, a server does not).
-            payload = struct.pack("!H", ended.code) + _short(ended.reason)
-            frame = short_frame(0x88, payload, mask=os.urandom(4) if self._client else None)
+            frame = close_frame(
+                ended.code, ended.reason, mask=os.urandom(4) if self._client else None
+            )
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await self._stream.send_all(frame)
         return ended
 
     async def abort(self) -> None:
         await trio.aclose_forcefully(self._stream)
+
+
+@contextlib.asynccontextmanager
+async def server_transport(
+    stream: trio.abc.Stream,
+    request: bytes,
+    info: ConnectionInfo,
+    config: Config,
+    choose_subprotocol: Callable[[tuple[str, ...]], str | None],
+) -> AsyncIterator[EngineTransport | None]:
+    """Answer the upgrade ``request`` (its raw bytes) with 101; the transport while the block
+    runs, or None if the handshake did not finish within ``handshake_timeout``."""
+    async with trio.open_nursery() as engine:
+        ws_request = None
+        with trio.move_on_after(config.handshake_timeout):
+            ws_request = await trio_websocket.wrap_server_stream(
+                GuardedNursery(engine, stream),  # type: ignore[arg-type]
+                ReplayStream(stream, request),
+                message_queue_size=1,
+                max_message_size=config.max_message_size,
+                receive_buffer_size=config.receive_buffer_size,
+            )
+        if ws_request is None:
+            engine.cancel_scope.cancel()
+            yield None
+            return
+        subprotocol = choose_subprotocol(tuple(ws_request.proposed_subprotocols))
+        ws = await ws_request.accept(subprotocol=subprotocol)
+        yield EngineTransport(ws, stream, attrs.evolve(info, subprotocol=subprotocol))
+        engine.cancel_scope.cancel()
+
+
+@attrs.frozen
+class ClientHandshake:
+    """How a client handshake went: ``transport``, or ``failure`` (None with no
+    transport: it timed out). A refusal is a :class:`HandshakeRejected`."""
+
+    transport: EngineTransport | None = None
+    failure: Exception | None = None
+
+
+@contextlib.asynccontextmanager
+async def client_transport(
+    stream: trio.abc.Stream,
+    host_header: str,
+    resource: str,
+    *,
+    subprotocols: tuple[str, ...],
+    headers: tuple[tuple[str, str], ...],
+    config: Config,
+    deadline: float,
+) -> AsyncIterator[ClientHandshake]:
+    """Run the client handshake by ``deadline``; the outcome while the block runs."""
+    async with trio.open_nursery() as engine:
+        failures: list[Exception] = []
+        handshake = trio.CancelScope(deadline=deadline)
+
+        def failed(exc: Exception) -> None:
+            failures.append(exc)
+            handshake.cancel()
+
+        # Shielded: when the caller is cancelled, the engine's reader must
+        # still read the server's close reply while the supervisor closes.
+        guard = GuardedNursery(engine, stream, on_failure=failed, shield=True)
+        try:
+            with handshake:
+                ws = await trio_websocket.wrap_client_stream(
+                    guard,  # type: ignore[arg-type]
+                    stream,  # type: ignore[arg-type]
+                    host_header,
+                    resource,
+                    subprotocols=list(subprotocols) or None,
+                    extra_headers=[(k.encode(), v.encode()) for k, v in headers] or None,
+                    message_queue_size=1,
+                    max_message_size=config.max_message_size,
+                    receive_buffer_size=config.receive_buffer_size,
+                )
+            if handshake.cancelled_caught:
+                yield ClientHandshake(failure=_client_failure(failures))
+            else:
+                path, _, query = resource.partition("?")
+                pairs = tuple(
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in ws.handshake_headers
+                )
+                info = ConnectionInfo(
+                    path, query, Headers(pairs), peer_address(stream), ws.subprotocol
+                )
+                yield ClientHandshake(EngineTransport(ws, stream, info, client=True))
+        finally:
+            guard.cancel()
+            engine.cancel_scope.cancel()
+
+
+def _client_failure(failures: list[Exception]) -> Exception | None:
+    if failures and isinstance(failures[0], trio_websocket.ConnectionRejected):
+        rejected = failures[0]
+        pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in rejected.headers]
+        return HandshakeRejected(rejected.status_code, pairs, rejected.body or b"")
+    return failures[0] if failures else None

@@ -23,9 +23,10 @@ from .._client.connect import connect as _connect
 from .._client.dial import HeadersLike, Target
 from .._conn.config import Config
 from .._conn.session import Session
+from .._conn.stats import ServerStatistics
 from .._http.routes import Routes
-from .._server import Server, ServerStatistics
-from .._wire.tws import short_frame
+from .._server import Server
+from .._wire.frames import short_frame
 from ._streams import ClientEnd, MemoryStream, memory_stream_pair
 
 __all__ = ["Faults", "MemoryServer", "MemoryStream", "memory_stream_pair", "open_memory_server"]

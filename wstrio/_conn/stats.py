@@ -1,0 +1,71 @@
+"""Counters and the statistics values read from them.
+
+Theory of operation: a connection's counters are one :class:`SessionCounters`
+object with public fields, made by the supervisor and shared (as trio's
+``MemoryChannelState`` is shared by a channel's two ends) with the session,
+the reader and writer, and the rooms that queue for it. Everyone writes its
+own fields; nobody reaches into another object's private state. The
+``*Statistics`` values are frozen snapshots for users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+
+@attrs.define
+class SessionCounters:
+    """A session's running counts; bytes are payload bytes (UTF-8 for text)."""
+
+    messages_in: int = 0  # the reader
+    messages_out: int = 0  # the writer
+    bytes_in: int = 0  # the reader
+    bytes_out: int = 0  # the writer
+    drops: int = 0  # rooms: broadcasts dropped by a slow-consumer policy
+    latency: float | None = None  # seconds of the last ping's round trip
+
+    def add_to(self, totals: SessionCounters) -> None:
+        """Add the message, byte and drop counts to ``totals``."""
+        totals.messages_in += self.messages_in
+        totals.messages_out += self.messages_out
+        totals.bytes_in += self.bytes_in
+        totals.bytes_out += self.bytes_out
+        totals.drops += self.drops
+
+
+@attrs.frozen
+class SessionStatistics:
+    """Counters of one session; bytes are payload bytes (UTF-8 for text)."""
+
+    messages_in: int
+    messages_out: int
+    bytes_in: int
+    bytes_out: int
+    inbox_used: int
+    inbox_size: int
+    outbox_used: int
+    outbox_size: int
+    drops: int = 0  # broadcasts dropped for this session by a room's slow-consumer policy
+    backlog_used: int = 0  # broadcasts waiting beyond the full outbox
+    backlog_bytes: int = 0
+
+
+@attrs.frozen
+class ServerStatistics:
+    """What a server is doing now, and has done since it started."""
+
+    open_connections: int  # sessions being supervised
+    handshakes: int  # accepted TCP connections not yet (or never) upgraded
+    connections_total: int  # sessions supervised since start
+    closes_by_code: Mapping[int, int]  # how the finished sessions closed
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    handler_errors: int = 0
+    slow_consumer_drops: int = 0  # broadcasts dropped for slow sessions (drop policies)
+    slow_consumer_closes: int = 0  # sessions closed with 1008 "slow consumer"
+    http_requests: int = 0
+    uptime: float = 0.0

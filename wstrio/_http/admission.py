@@ -1,0 +1,159 @@
+"""Who is connected and who may connect: the narrow view of a server the HTTP front gets.
+
+Theory of operation: every accepted connection is counted from accept to
+close (:meth:`Admission.connection`); while a request head is being read its
+deadline scope is registered (:meth:`reading`), so a stopping server can cut
+those reads short; an upgrade counts against ``max_connections`` from the
+moment it is handed to the engine (:meth:`upgrading`) until its session is
+supervised (:meth:`supervise`), which counts and logs the session to its end.
+The server reads :meth:`statistics` and calls :meth:`stop`; the front never
+sees the server itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import trio
+
+from .._conn.closecodes import Closed, Ending
+from .._conn.config import Config
+from .._conn.stats import ServerStatistics, SessionCounters
+from .._conn.supervisor import Supervisor
+from .upgrade import Refusal
+
+logger = logging.getLogger("wstrio.server")
+
+
+class Admission:
+    """Connections, upgrades and sessions of one server, and the counts they leave."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.stopping = False
+        self.http_requests = 0  # plain requests answered
+        self.connections = 0  # accepted TCP connections not yet closed
+        self.sessions: set[Supervisor] = set()  # sessions being supervised
+        self._upgrades: set[object] = set()  # handed to the engine, not yet supervised
+        self._reads: set[trio.CancelScope] = set()  # request heads being read
+        self._sessions_total = 0
+        self._closes: Counter[int] = Counter()
+        self._handler_errors = 0
+        self._slow_closes = 0
+        self._finished = SessionCounters()  # the counts of sessions that ended
+        self._idle = trio.Event()
+        self._idle.set()
+        self._started = trio.current_time()
+
+    # -- connections and requests ----------------------------------------------------
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[None]:
+        """Count one accepted connection for the block."""
+        self.connections += 1
+        self._idle = trio.Event() if self._idle.is_set() else self._idle
+        try:
+            yield
+        finally:
+            self.connections -= 1
+            if self.connections == 0:
+                self._idle.set()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[trio.CancelScope]:
+        """A scope bounding one request head by ``handshake_timeout``; cancelled by :meth:`stop`."""
+        with trio.move_on_after(self.config.handshake_timeout) as scope:
+            self._reads.add(scope)
+            try:
+                yield scope
+            finally:
+                self._reads.discard(scope)
+
+    def refusal(self) -> Refusal | None:
+        """503 while stopping or at ``max_connections``; None if a session may start."""
+        if self.stopping:
+            return Refusal(503, "server shutting down", (("Retry-After", "5"),))
+        if len(self.sessions) + len(self._upgrades) >= self.config.max_connections:
+            return Refusal(503, "too many connections", (("Retry-After", "1"),))
+        return None
+
+    @contextlib.contextmanager
+    def upgrading(self) -> Iterator[Callable[[], None]]:
+        """Count one upgrade until the block ends or the callable it gives is called."""
+        token = object()
+        self._upgrades.add(token)
+        try:
+            yield lambda: self._upgrades.discard(token)
+        finally:
+            self._upgrades.discard(token)
+
+    # -- sessions --------------------------------------------------------------------
+    async def supervise(self, supervisor: Supervisor) -> Closed:
+        """Run one session to its end, counted and logged; how it closed."""
+        session = supervisor.session
+        started = trio.current_time()
+        logger.info("open %s from %s", session.path, _fmt(session.remote))
+        self.sessions.add(supervisor)
+        self._sessions_total += 1
+        try:
+            if self.stopping:
+                supervisor.go_away()
+            closed = await supervisor.run()
+        finally:
+            self.sessions.discard(supervisor)
+        self._closes[closed.code] += 1
+        self._handler_errors += closed.ending is Ending.HANDLER_ERROR
+        self._slow_closes += closed.ending is Ending.SLOW_CONSUMER
+        supervisor.counters.add_to(self._finished)
+        logger.info(
+            "close %s from %s: %d %s (%s%s) after %.3fs",
+            session.path,
+            _fmt(session.remote),
+            closed.code,
+            closed.reason or "-",
+            closed.ending.value,
+            ", aborted" if closed.aborted else "",
+            trio.current_time() - started,
+        )
+        return closed
+
+    # -- the server's side -----------------------------------------------------------
+    def stop(self) -> None:
+        """Refuse new sessions, cut request reads short, tell every session to go away."""
+        self.stopping = True
+        for scope in list(self._reads):
+            scope.cancel()  # requests not yet complete: 503 if under way, else close
+        for supervisor in list(self.sessions):
+            supervisor.go_away()
+
+    async def wait_idle(self) -> None:
+        """Return once no connection (open or handshaking) is left."""
+        await self._idle.wait()
+
+    def statistics(self) -> ServerStatistics:
+        """Connection and message counts, now and since start."""
+        totals = SessionCounters()
+        self._finished.add_to(totals)
+        for supervisor in self.sessions:
+            supervisor.counters.add_to(totals)
+        return ServerStatistics(
+            open_connections=len(self.sessions),
+            handshakes=self.connections - len(self.sessions),
+            connections_total=self._sessions_total,
+            closes_by_code=dict(self._closes),
+            messages_in=totals.messages_in,
+            messages_out=totals.messages_out,
+            bytes_in=totals.bytes_in,
+            bytes_out=totals.bytes_out,
+            handler_errors=self._handler_errors,
+            slow_consumer_drops=totals.drops,
+            slow_consumer_closes=self._slow_closes,
+            http_requests=self.http_requests,
+            uptime=trio.current_time() - self._started,
+        )
+
+
+def _fmt(remote: tuple[str, int] | None) -> str:
+    return f"{remote[0]}:{remote[1]}" if remote else "?"

@@ -1,0 +1,55 @@
+"""Byte streams and listeners under any TLS layers: the socket, the peer, the port, tuning."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+import trio
+
+logger = logging.getLogger("wstrio.server")
+
+
+def socket_of(stream_or_listener: Any) -> trio.socket.SocketType | None:
+    """The socket under a stream or listener (through ``trio.SSLStream``/``SSLListener``)."""
+    item = stream_or_listener
+    while True:
+        if isinstance(item, trio.SSLStream):
+            item = item.transport_stream
+        elif isinstance(item, trio.SSLListener):
+            item = item.transport_listener
+        else:
+            break
+    if isinstance(item, trio.SocketStream | trio.SocketListener):
+        return item.socket
+    return None
+
+
+def peer_address(stream: trio.abc.Stream) -> tuple[str, int] | None:
+    """The ``(host, port)`` of the peer under any TLS layers, if on a socket."""
+    sock = socket_of(stream)
+    if sock is None:
+        return None
+    try:
+        host, port, *_ = sock.getpeername()
+    except OSError:
+        return None
+    return str(host), int(port)
+
+
+def bound_port(listener: Any) -> int:
+    """The TCP port a listener is bound to; 0 for one that is not on a socket."""
+    sock = socket_of(listener)
+    return 0 if sock is None else int(sock.getsockname()[1])
+
+
+def set_send_buffer(stream: trio.abc.Stream, size: int | None) -> None:
+    """Set SO_SNDBUF on the stream's socket (None: leave the kernel's autotuning)."""
+    sock = socket_of(stream)
+    if size is None or sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    except OSError as exc:  # the peer may be gone already
+        logger.debug("cannot set SO_SNDBUF: %s", exc)
