@@ -54,7 +54,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bench = commands.add_parser(
         "bench",
         help="a load generator for an echo endpoint",
-        description=__doc__.replace("``", "") if __doc__ else None,
+        description=cli.plain(__doc__),
         formatter_class=cli.HelpFormatter,
     )
     add = bench.add_argument

@@ -54,15 +54,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     client = commands.add_parser(
         "client",
         help="a client for the terminal (or for scripts, when stdin is not a terminal)",
-        description=__doc__.replace("``", "") if __doc__ else None,
+        description=cli.plain(__doc__),
         formatter_class=cli.HelpFormatter,
     )
     client.add_argument("url", help="ws:// or wss:// URL, e.g. ws://127.0.0.1:7777/ws/echo")
     client.add_argument(
-        "--wait",
-        type=float,
-        default=1.0,
-        metavar="SECONDS",
+        "--wait", type=float, default=1.0, metavar="SECONDS",
         help="pipe mode: once stdin has ended, close after this long without a message",
     )
     cli.add_connection_options(client, session=True)

@@ -96,6 +96,13 @@ class Backoff:
         self.attempt = 0
 
 
+def _failure_delay(exc: ConnectError | HandshakeRejected, backoff: Backoff) -> float:
+    """Seconds before the next attempt: a refusal's ``Retry-After``, else the backoff's."""
+    hint = exc.header("retry-after") if isinstance(exc, HandshakeRejected) else None
+    delay = _seconds(hint)
+    return backoff.next() if delay is None else delay
+
+
 async def reconnecting(
     url: str,
     *,
@@ -132,9 +139,7 @@ async def reconnecting(
             failures += 1
             if not retries_after_failure(exc) or failures == max_attempts:
                 raise
-            hint = exc.header("retry-after") if isinstance(exc, HandshakeRejected) else None
-            delay = _seconds(hint)
-            delay = backoff.next() if delay is None else delay
+            delay = _failure_delay(exc, backoff)
             logger.info("connecting to %s failed (%s); retrying in %.2f s", url, exc, delay)
             await trio.sleep(delay)
             continue
@@ -153,7 +158,7 @@ async def reconnecting(
             return
         if trio.current_time() - opened_at >= backoff_cap:
             backoff.reset()
-        delay = hinted_delay(closed.code, closed.reason)
-        delay = backoff.next() if delay is None else delay
+        hinted = hinted_delay(closed.code, closed.reason)
+        delay = backoff.next() if hinted is None else hinted
         logger.info("session to %s closed with %d; reconnecting in %.2f s", url, closed.code, delay)
         await trio.sleep(delay)

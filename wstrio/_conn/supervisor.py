@@ -89,10 +89,6 @@ class Supervisor:
         self._in_send = False  # a send is under way, or was cut short (then the stream is unusable)
         self._close_started = False
 
-    @property
-    def config(self) -> Config:
-        return self._config
-
     # -- lifecycle -------------------------------------------------------------------
     async def run(self) -> Closed:
         """Supervise the connection until every task is done; never raises for peers."""
