@@ -1,4 +1,4 @@
-"""One echo server for the benchmark: ``python3 bench/echo_server.py {wstrio,bare}``.
+"""One echo server for bench/echo.py: ``python -m bench.servers.echo {wstrio,bare}``.
 
 Both kinds serve ``ws://HOST:PORT/ws/echo`` and print ``port N`` on stdout once
 they listen (``--port 0``, the default, lets the OS pick a free port):
@@ -9,8 +9,8 @@ they listen (``--port 0``, the default, lets the OS pick a free port):
   receive buffer, message queue of 1) and the shortest echo loop.
 
 ``--receive-buffer-size`` overrides the receive buffer of either kind (for
-experiments; bench/echo.py uses the defaults). The process runs until it is
-killed.
+experiments; bench/echo.py uses the defaults unless told otherwise). The
+process runs until it is killed.
 """
 
 from __future__ import annotations

@@ -1,33 +1,23 @@
 // Command loadgen drives WebSocket echo round trips against one server.
 //
-// It opens -conns connections to -url, and each connection does sequential
-// round trips: send one binary message of -size bytes, wait for the echo,
-// check it, repeat. After -warmup it prints "start" on stdout, counts the
-// round trips that complete during -duration, prints "stop", then closes the
-// connections and prints one JSON line with the result. The harness
-// (bench/echo.py) reads the server's CPU time when it sees "start" and "stop".
+// Each of -conns connections to -url sends one binary message of -size bytes,
+// waits for the echo, checks it, repeats. After -warmup it prints "start",
+// counts the round trips that complete during -duration, prints "stop", closes
+// the connections and prints one JSON line. See bench/README.md.
 package main
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
-)
 
-const (
-	phaseWarmup int32 = iota
-	phaseMeasure
-	phaseStop
+	"wstrio/bench/internal/wsload"
 )
 
 type result struct {
@@ -42,18 +32,11 @@ type result struct {
 }
 
 type runner struct {
-	phase    atomic.Int32
-	counted  atomic.Int64
-	warm     atomic.Int64
-	errors   atomic.Int64
-	errOnce  sync.Once
-	firstErr string
-	timeout  time.Duration
-}
-
-func (r *runner) fail(err error) {
-	r.errors.Add(1)
-	r.errOnce.Do(func() { r.firstErr = err.Error() })
+	phase   atomic.Int32
+	counted atomic.Int64
+	warm    atomic.Int64
+	errors  wsload.Errors
+	timeout time.Duration
 }
 
 // roundTrips runs sequential echo round trips on conn until the stop phase.
@@ -63,52 +46,37 @@ func (r *runner) roundTrips(conn *websocket.Conn, size int, seed byte) {
 		payload[i] = byte(i) ^ seed
 	}
 	echo := make([]byte, size+1)
-	for r.phase.Load() != phaseStop {
+	for r.phase.Load() != wsload.PhaseStop {
 		deadline := time.Now().Add(r.timeout)
 		_ = conn.SetWriteDeadline(deadline)
 		_ = conn.SetReadDeadline(deadline)
 		if err := conn.WriteMessage(websocket.BinaryMessage, payload); err != nil {
-			r.fail(fmt.Errorf("write: %w", err))
+			r.errors.Fail(fmt.Errorf("write: %w", err))
 			return
 		}
 		kind, reader, err := conn.NextReader()
 		if err != nil {
-			r.fail(fmt.Errorf("read: %w", err))
+			r.errors.Fail(fmt.Errorf("read: %w", err))
 			return
 		}
-		n, err := io.ReadFull(reader, echo)
-		if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-			r.fail(fmt.Errorf("read body: got %d+ bytes, err %v", n, err))
+		n, err := wsload.ReadBody(reader, echo)
+		if err != nil {
+			r.errors.Fail(fmt.Errorf("read body: %w", err))
 			return
 		}
 		if kind != websocket.BinaryMessage || !bytes.Equal(echo[:n], payload) {
-			r.fail(fmt.Errorf("bad echo: type %d, %d bytes", kind, n))
+			r.errors.Fail(fmt.Errorf("bad echo: type %d, %d bytes", kind, n))
 			return
 		}
 		switch r.phase.Load() {
-		case phaseWarmup:
+		case wsload.PhaseWarmup:
 			r.warm.Add(1)
-		case phaseMeasure:
+		case wsload.PhaseMeasure:
 			r.counted.Add(1)
 		}
 	}
-	closing := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
-	_ = conn.WriteControl(websocket.CloseMessage, closing, time.Now().Add(time.Second))
 	// Wait (briefly) for the server's close frame, so it closes cleanly.
-	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
-	for {
-		if _, _, err := conn.NextReader(); err != nil {
-			return
-		}
-	}
-}
-
-func cpuSeconds() float64 {
-	var usage syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &usage); err != nil {
-		return 0
-	}
-	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano()).Seconds()
+	wsload.CloseHandshake(conn)
 }
 
 func main() {
@@ -124,7 +92,7 @@ func main() {
 		HandshakeTimeout: *timeout,
 		ReadBufferSize:   64 * 1024,
 		// As large as the message, so gorilla sends each message as one frame.
-		WriteBufferSize: max(*size, 4096),
+		WriteBufferSize: wsload.Max(*size, 4096),
 	}
 	clients := make([]*websocket.Conn, 0, *conns)
 	for i := 0; i < *conns; i++ {
@@ -148,14 +116,14 @@ func main() {
 	}
 
 	time.Sleep(*warmup)
-	cpuStart := cpuSeconds()
+	cpuStart := wsload.CPUSeconds()
 	start := time.Now()
-	r.phase.Store(phaseMeasure)
+	r.phase.Store(wsload.PhaseMeasure)
 	fmt.Println("start")
 	time.Sleep(*duration)
-	r.phase.Store(phaseStop)
+	r.phase.Store(wsload.PhaseStop)
 	elapsed := time.Since(start)
-	cpu := cpuSeconds() - cpuStart
+	cpu := wsload.CPUSeconds() - cpuStart
 	fmt.Println("stop")
 	wg.Wait()
 
@@ -165,20 +133,12 @@ func main() {
 		Messages:       r.counted.Load(),
 		Seconds:        elapsed.Seconds(),
 		LoadgenCPUSecs: cpu,
-		Errors:         r.errors.Load(),
-		FirstError:     r.firstErr,
+		Errors:         r.errors.Count(),
+		FirstError:     r.errors.First(),
 		WarmupMessages: r.warm.Load(),
 	}
-	line, _ := json.Marshal(out)
-	fmt.Println(string(line))
+	wsload.PrintJSON(out)
 	if out.Errors > 0 {
 		os.Exit(1)
 	}
-}
-
-func max(a, b int) int {
-	if a > b {
-		return a
-	}
-	return b
 }
