@@ -8,6 +8,7 @@ The test drives the peer's side through the methods under "peer actions".
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import attrs
 import trio
@@ -99,6 +100,15 @@ class FakeTransport:
         await trio.lowlevel.checkpoint()
         self.received.append(message)
         self.wire.append(message)
+
+    async def send_many(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            await trio.lowlevel.checkpoint()
+        for message in messages:
+            await self.send(message)
+
+    def set_writer_wakeup(self, wake: Callable[[], None]) -> None:
+        pass  # this engine writes no control frame of its own
 
     async def ping(self) -> None:
         if self._closed is not None:

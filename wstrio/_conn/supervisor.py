@@ -5,7 +5,8 @@ Theory of operation
 Four single-purpose tasks share one nursery:
 
 * the *reader* moves whole messages from the transport into the bounded inbox;
-* the *writer* is the only task that sends data: it drains the bounded outbox;
+* the *writer* is the only task that sends data: it drains the bounded outbox
+  in batches (``writer.py``);
 * the *heartbeat* pings every ``ping_interval`` and wants a pong within
   ``ping_timeout`` (it records the round trip as the session's latency);
 * the *handler* is the user's code; it sees only the :class:`Session`.
@@ -13,8 +14,8 @@ Four single-purpose tasks share one nursery:
 Whichever task ends first *decides*: it hands an :class:`Ending` to
 ``decide``, which looks it up in ``CLOSE_TABLE`` exactly once and then
 stops the others: the session leaves its rooms; the reader and heartbeat are
-cancelled; the inbox is closed
-(the handler drains what was already received, then gets ConnectionClosed);
+cancelled; the inbox is closed (the handler drains what was already received,
+then gets ConnectionClosed);
 the outbox is closed and either drained by the writer (rules with ``drain``)
 or dropped with the writer cancelled. A handler that did not decide gets a
 grace period (``close_timeout``, or ``shutdown_timeout`` when the server goes
@@ -48,6 +49,7 @@ from .outbox import Mailbox, Outbox, payload_size
 from .session import Handler, Session
 from .stats import SessionCounters
 from .transport import Message, Transport, TransportClosed
+from .writer import Writer
 
 logger = logging.getLogger("wstrio")
 
@@ -77,16 +79,14 @@ class Supervisor:
         close_slow = functools.partial(self.decide, Ending.SLOW_CONSUMER)
         self.mailbox = Mailbox(self.outbox, self.counters, close_slow)
         self.session = Session(self, transport.info, inbox_recv, self.mailbox, quiet=quiet)
+        self._writer = Writer(transport, self.outbox, self.counters, config.write_timeout)
         self.closed: Closed | None = None
         self.wire_closed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._handler_scope = trio.CancelScope()
         self._reader_scope = trio.CancelScope()
         self._heartbeat_scope = trio.CancelScope()
-        self._writer_scope = trio.CancelScope()
-        self._writer_done = trio.Event()
         self._inbox_full = False
-        self._in_send = False  # a send is under way, or was cut short (then the stream is unusable)
         self._close_started = False
 
     # -- lifecycle -------------------------------------------------------------------
@@ -98,7 +98,7 @@ class Supervisor:
                 self._nursery = nursery
                 nursery.start_soon(self._run_handler)
                 nursery.start_soon(self._reader)
-                nursery.start_soon(self._writer)
+                nursery.start_soon(self._write)
                 if self._config.ping_interval is not None:
                     nursery.start_soon(self._heartbeat)
                 if self.closed is not None:  # decided before run(): go_away() came early
@@ -151,7 +151,7 @@ class Supervisor:
         self._inbox_send.close()
         self.outbox.send.close()
         if not CLOSE_TABLE[ending].drain:
-            self._writer_scope.cancel()
+            self._writer.scope.cancel()
             self.outbox.clear_backlog()
         if ending not in _HANDLER_DONE:
             grace = self._config.close_timeout
@@ -174,13 +174,13 @@ class Supervisor:
         assert self.closed is not None
         closed = self.closed
         with trio.move_on_after(self._config.close_timeout):
-            await self._writer_done.wait()
-        if not self._writer_done.is_set():  # the drain took too long
-            self._writer_scope.cancel()
-            self._in_send = True
+            await self._writer.done.wait()
+        if not self._writer.done.is_set():  # the drain took too long
+            self._writer.scope.cancel()
+            self._writer.in_send = True
         wire = CLOSE_TABLE[closed.ending].wire
         aborted = False
-        if wire is Wire.CLOSE and (self._in_send or self._close_started):
+        if wire is Wire.CLOSE and (self._writer.in_send or self._close_started):
             wire, aborted = Wire.ABORT, True  # the stream cannot carry a close frame
         if wire is Wire.CLOSE:
             self._close_started = True
@@ -246,71 +246,12 @@ class Supervisor:
             except trio.ClosedResourceError:
                 pass  # a decision closed the inbox
 
-    async def _writer(self) -> None:
-        held: Message | None = None
-        try:
-            with self._writer_scope:
-                try:
-                    while True:
-                        with trio.CancelScope() as write_scope:
-                            message, held = held, None
-                            held = await self._send_until_stale(write_scope, message)
-                        if self._in_send:  # the deadline passed during a send
-                            self.decide(Ending.WRITE_TIMEOUT)
-                            return
-                except trio.EndOfChannel:  # a decision closed the outbox and it is drained
-                    await self._drain_backlog()
-        except TransportClosed as exc:
-            self._in_send = False
-            self.decide(exc.ending, exc.code, exc.reason)
-        finally:
-            self._writer_done.set()
-
-    async def _send_until_stale(
-        self, write_scope: trio.CancelScope, held: Message | None
-    ) -> Message | None:
-        """Take and send messages, each with a fresh write deadline on ``write_scope``.
-
-        The deadline is not disarmed after a send (that would cost a second
-        deadline update per message). If it expires while the writer is idle,
-        the scope is spent: return the message just taken, for a new scope.
-        """
-        timeout = self._config.write_timeout
-        while True:
-            message = held if held is not None else await self._next_message()
-            held = None
-            if write_scope.cancel_called:  # a stale deadline: start over with a new scope
-                return message
-            write_scope.deadline = trio.current_time() + timeout
-            await self._send(message)
-
-    async def _next_message(self) -> Message:
-        """The next message from the outbox (waits); the backlog moves up behind it."""
-        outbox = self.outbox
-        try:
-            message = outbox.receive.receive_nowait()
-        except trio.WouldBlock:
-            message = await outbox.receive.receive()
-        if outbox.backlog:
-            outbox.top_up()
-        return message
-
-    async def _send(self, message: Message) -> None:
-        """Write one message and count it; ``_in_send`` stays set if the write is cut short."""
-        self._in_send = True
-        await self._transport.send(message)
-        self._in_send = False
-        self.counters.messages_out += 1
-        self.counters.bytes_out += payload_size(message)
-
-    async def _drain_backlog(self) -> None:
-        """After a draining decision: send the broadcasts that waited beyond the outbox."""
-        while self.outbox.backlog:
-            message = self.outbox.pop_backlog()
-            with trio.move_on_after(self._config.write_timeout):
-                await self._send(message)
-            if self._in_send:
-                return  # write timeout: the closer sees a send cut short and aborts
+    async def _write(self) -> None:
+        ended = await self._writer.run()
+        if ended is not None:
+            self.decide(ended.ending, ended.code, ended.reason)
+        elif self._writer.in_send:  # a write outlived its deadline
+            self.decide(Ending.WRITE_TIMEOUT)
 
     async def _heartbeat(self) -> None:
         assert self._config.ping_interval is not None

@@ -8,6 +8,7 @@ Trio's ``MockClock``. A second engine only has to implement these methods.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import attrs
@@ -56,6 +57,16 @@ class Transport(Protocol):
 
     async def send(self, message: Message) -> None:
         """Write one message; raises TransportClosed."""
+        ...
+
+    async def send_many(self, messages: Sequence[Message]) -> None:
+        """Write ``messages`` in order, as one write where the engine can, with any control
+        frames (pongs, pings) that wait; ``messages`` may be empty. Raises TransportClosed."""
+        ...
+
+    def set_writer_wakeup(self, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` when a control frame waits while the writer may be idle: the
+        writer then calls :meth:`send_many`, with no messages if it has none."""
         ...
 
     async def ping(self) -> None:

@@ -17,7 +17,7 @@ import itertools
 import logging
 import os
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import attrs
 import trio
@@ -170,6 +170,13 @@ class EngineTransport:
             await self._ws.send_message(message)
         except trio_websocket.ConnectionClosed as exc:
             raise closed_from_engine(exc) from None
+
+    async def send_many(self, messages: Sequence[Message]) -> None:
+        for message in messages:  # trio-websocket writes each message under its own lock
+            await self.send(message)
+
+    def set_writer_wakeup(self, wake: Callable[[], None]) -> None:
+        pass  # trio-websocket writes its control frames itself
 
     async def ping(self) -> None:
         payload = struct.pack("!Q", next(self._ping_ids))
