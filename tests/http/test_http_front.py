@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 import attrs
 import pytest
 import trio
+from rawhttp import KEY, body, get, header, read_all, read_response, status, upgrade
 from websockets.exceptions import InvalidStatus
 from websockets.trio.client import connect
 
 import wstrio
 
 CONFIG = wstrio.Config(handshake_timeout=1, max_header_bytes=2048, max_connections=2)
-KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 
 @attrs.define
@@ -29,56 +29,6 @@ class Front:
         async with stream:
             await stream.send_all(data)
             return await read_all(stream) if until_close else await read_response(stream)
-
-
-async def read_all(stream: trio.SocketStream) -> bytes:
-    out = b""
-    with trio.fail_after(5):
-        while chunk := await stream.receive_some(65536):
-            out += chunk
-    return out
-
-
-async def read_response(stream: trio.SocketStream) -> bytes:
-    """One response: its head, then Content-Length bytes of body."""
-    out = b""
-    with trio.fail_after(5):
-        while b"\r\n\r\n" not in out:
-            out += await stream.receive_some(65536)
-        head, _, body = out.partition(b"\r\n\r\n")
-        length = int(header(head, "content-length") or 0)
-        while len(body) < length:
-            body += await stream.receive_some(65536)
-    return head + b"\r\n\r\n" + body
-
-
-def status(response: bytes) -> int:
-    return int(response.split(b" ", 2)[1])
-
-
-def header(response: bytes, name: str) -> str | None:
-    head = response.partition(b"\r\n\r\n")[0].decode("latin-1")
-    for line in head.split("\r\n")[1:]:
-        key, _, value = line.partition(":")
-        if key.strip().lower() == name.lower():
-            return value.strip()
-    return None
-
-
-def body(response: bytes) -> bytes:
-    return response.partition(b"\r\n\r\n")[2]
-
-
-def get(path: str, *extra: str, method: str = "GET", close: bool = True) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *extra]
-    if close:
-        lines.append("Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def upgrade(path: str = "/ws/echo", *extra: str) -> bytes:
-    return get(path, "Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Key: {KEY}",
-               "Sec-WebSocket-Version: 13", *extra, close=False)
 
 
 async def hold(session: wstrio.Session) -> None:

@@ -17,7 +17,7 @@ import trio
 import trio.testing
 import trustme
 from helpers import start_stoppable
-from test_http_front import get, read_all, read_response, status
+from rawhttp import get, read_all, read_response, status
 from websockets.exceptions import ConnectionClosed
 from websockets.trio.client import connect
 

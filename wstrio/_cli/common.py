@@ -14,7 +14,7 @@ import attrs
 import trio
 
 from .._client.dial import parse_url
-from .._conn.config import Config, default_ping_timeout
+from .._conn.config import ENGINES, Config, default_ping_timeout
 
 DEFAULTS = Config()
 
@@ -72,6 +72,8 @@ def add_connection_options(parser: argparse.ArgumentParser, *, session: bool) ->
         help="wss://: do not verify the server's certificate or host name")
     add("--handshake-timeout", type=seconds, default=DEFAULTS.handshake_timeout,
         metavar="SECONDS", help="time to connect and finish the opening handshake")
+    add("--engine", choices=ENGINES, default=DEFAULTS.engine,
+        help="the WebSocket engine: wstrio's own, or trio-websocket")
     if session:
         add("--ping-interval", type=seconds_or_off, default=DEFAULTS.ping_interval,
             metavar="SECONDS", help="time between heartbeat pings; 0 or 'off': no heartbeat")
@@ -87,7 +89,9 @@ def add_connection_options(parser: argparse.ArgumentParser, *, session: bool) ->
 def connection_kwargs(args: argparse.Namespace, **config: Any) -> dict[str, Any]:
     """Keyword arguments for ``wstrio.connect``; ValueError for nonsense."""
     parse_url(args.url)
-    fields: dict[str, Any] = {"handshake_timeout": args.handshake_timeout, **config}
+    fields: dict[str, Any] = {
+        "handshake_timeout": args.handshake_timeout, "engine": args.engine, **config
+    }
     if hasattr(args, "ping_interval"):
         interval = args.ping_interval
         timeout = getattr(args, "ping_timeout", None)

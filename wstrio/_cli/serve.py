@@ -15,7 +15,7 @@ import trio
 
 from .._apps.chat import Chat
 from .._apps.echo import default_routes
-from .._conn.config import Config, default_ping_timeout
+from .._conn.config import ENGINES, Config, default_ping_timeout
 from .._rooms.hub import POLICIES, Hub
 from .._server import serve
 from .common import DEFAULTS, seconds_or_off
@@ -66,6 +66,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     serve_cmd.add_argument(
         "--chat-max-text", type=int, default=1000, help="longest chat message, in characters"
+    )
+    serve_cmd.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=DEFAULTS.engine,
+        help="the WebSocket engine: wstrio's own, or trio-websocket",
     )
     for name in _SECONDS + _SIZES:
         kind: Any = float if name in _SECONDS else int
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM; the exit status."""
     try:
         fields = {n: getattr(args, n) for n in _SECONDS + _SIZES}
+        fields["engine"] = args.engine
         if fields["ping_timeout"] is None:
             fields["ping_timeout"] = default_ping_timeout(fields["ping_interval"])
         if args.allowed_origin:

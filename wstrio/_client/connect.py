@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 A client connection is one *connection task*: it opens the byte stream (TCP,
 TLS for ``wss://``, or whatever an ``opener`` gives, such as the test kit's
-memory streams), runs the engine's client handshake, and then runs the
+memory streams), runs the engine's client handshake (h11 for the native engine), and then runs the
 same :class:`Supervisor` as the server, whose "handler" is a stand-in that
 waits for the caller to be done with the session. The caller's code is the
 real handler: when it ends, :meth:`ClientConnection.end_body` turns the way it ended
@@ -36,6 +36,7 @@ from .._conn.errors import (
 )
 from .._conn.session import Session
 from .._conn.supervisor import Supervisor
+from .._conn.transport import Transport
 from .._wire.tws import client_transport
 from .dial import (
     HeadersLike,
@@ -48,6 +49,7 @@ from .dial import (
     timeout_error,
     unreachable_error,
 )
+from .handshake import handshake
 
 
 class ClientConnection:
@@ -123,20 +125,11 @@ class ClientConnection:
             self.failure = timeout_error(target, config)
             return
         try:
-            async with client_transport(
-                stream,
-                target.host_header,
-                target.resource,
-                subprotocols=options.subprotocols,
-                headers=options.headers,
-                config=config,
-                deadline=deadline,
-            ) as handshake:
-                if handshake.transport is None:
-                    self.failure = self._handshake_failure(handshake.failure)
+            async with self._handshake(stream, deadline) as transport:
+                if transport is None:
                     return
                 self.supervisor = Supervisor(
-                    handshake.transport, self._wait_for_body, config, quiet=options.quiet
+                    transport, self._wait_for_body, config, quiet=options.quiet
                 )
                 self.ready.set()
                 try:
@@ -146,6 +139,39 @@ class ClientConnection:
         finally:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
+
+    @asynccontextmanager
+    async def _handshake(
+        self, stream: trio.abc.Stream, deadline: float
+    ) -> AsyncIterator[Transport | None]:
+        """The configured engine's handshake by ``deadline``: the transport, or None with
+        ``failure`` set."""
+        target, options = self.target, self.options
+        if options.config.engine == "trio-websocket":
+            async with client_transport(
+                stream,
+                target.host_header,
+                target.resource,
+                subprotocols=options.subprotocols,
+                headers=options.headers,
+                config=options.config,
+                deadline=deadline,
+            ) as outcome:
+                if outcome.transport is None:
+                    self.failure = self._handshake_failure(outcome.failure)
+                yield outcome.transport
+            return
+        transport = None
+        with trio.move_on_at(deadline):
+            try:
+                transport = await handshake(stream, target, options)
+            except (HandshakeRejected, ConnectError) as exc:
+                self.failure = exc
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                self.failure = unreachable_error(target, exc)
+        if transport is None and self.failure is None:
+            self.failure = timeout_error(target, options.config)
+        yield transport
 
     def _handshake_failure(self, failure: Exception | None) -> BaseException:
         if isinstance(failure, HandshakeRejected):

@@ -16,7 +16,7 @@ Timing constants, by how they relate (as in gorilla's chat example):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import attrs
 
@@ -64,6 +64,14 @@ def _origins(value: Any) -> tuple[str, ...] | Literal["*"] | None:
 
 _PING_TIMEOUT = 20.0
 
+Engine = Literal["native", "trio-websocket"]
+ENGINES: tuple[str, ...] = get_args(Engine)
+
+
+def _engine(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in ENGINES:
+        raise ValueError(f"Config.engine must be one of {', '.join(ENGINES)}, got {value!r}")
+
 
 @attrs.frozen(kw_only=True)
 class Config:
@@ -93,7 +101,8 @@ class Config:
     #: a burst (many members speaking at once) never counts as a slow consumer;
     #: a member whose backlog would pass this gets its room's slow-consumer policy.
     broadcast_backlog: int = attrs.field(default=256 * 1024, validator=_size_or_zero)
-    #: Largest incoming message, in bytes (characters for text); larger ones close with 1009.
+    #: Largest incoming message, in bytes (UTF-8 bytes for text; the trio-websocket
+    #: engine counts a text message in characters); larger ones close with 1009.
     max_message_size: int = attrs.field(default=2**20, validator=_size)
     #: Bytes asked of the socket per read.
     receive_buffer_size: int = attrs.field(default=65536, validator=_size)
@@ -110,6 +119,11 @@ class Config:
     allowed_origins: tuple[str, ...] | Literal["*"] | None = attrs.field(
         default=None, converter=_origins
     )
+
+    #: The WebSocket engine: ``"native"`` (wstrio's own, on the ``websockets``
+    #: package's sans-I/O core) or ``"trio-websocket"`` (the first engine, kept
+    #: as an option).
+    engine: Engine = attrs.field(default="native", validator=_engine)
 
     def __attrs_post_init__(self) -> None:
         if self.ping_interval is not None and self.ping_timeout > self.ping_interval:

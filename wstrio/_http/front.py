@@ -3,28 +3,33 @@
 Every request must arrive within ``handshake_timeout`` (slow or idle clients are
 dropped). Plain requests are answered by ``endpoints``, with keep-alive; an
 upgrade request is checked (``upgrade.refusal``, then the admission's capacity
-and shutdown) and, if it passes, handed to the engine, whose session is then
-supervised. The front sees the routes and the :class:`Admission`, never the
+and shutdown) and, if it passes, answered with 101 (by the native engine, from
+h11's parse: the request is read once) or handed to trio-websocket; the
+session is then supervised. The front sees the routes and the :class:`Admission`, never the
 server.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 
 import h11
 import trio
 
+from .._conn.config import Config
 from .._conn.headers import Headers
 from .._conn.supervisor import Supervisor
-from .._conn.transport import ConnectionInfo
+from .._conn.transport import ConnectionInfo, Transport
+from .._wire.handshake import accept_value
+from .._wire.native import NativeTransport
 from .._wire.streams import peer_address
 from .._wire.tws import server_transport
 from .admission import Admission
 from .endpoints import answer
 from .parse import BadRequest, RequestHead, raw_response, read_head
-from .routes import RouteTable
-from .upgrade import refusal
+from .routes import Route, RouteTable
+from .upgrade import offered_subprotocols, refusal
 
 
 async def serve_connection(
@@ -47,7 +52,7 @@ async def serve_connection(
         if head is None:
             return
         if head.wants_websocket:
-            await _upgrade(stream, head, table, admission)
+            await _upgrade(conn, stream, head, table, admission)
             return
         admission.http_requests += 1
         response = answer(conn, head, table, admission.statistics, stopping=admission.stopping)
@@ -61,7 +66,11 @@ async def serve_connection(
 
 
 async def _upgrade(
-    stream: trio.abc.Stream, head: RequestHead, table: RouteTable, admission: Admission
+    conn: h11.Connection,
+    stream: trio.abc.Stream,
+    head: RequestHead,
+    table: RouteTable,
+    admission: Admission,
 ) -> None:
     config = admission.config
     refused = refusal(head, table, config) or admission.refusal()
@@ -72,19 +81,53 @@ async def _upgrade(
     route = table.sockets[head.path]
     info = ConnectionInfo(
         path=head.path,
-        query=head.target.partition("?")[2],
+        query=head.query,
         headers=Headers(head.headers),
         remote=peer_address(stream),
+        subprotocol=route.choose_subprotocol(offered_subprotocols(head)),
     )
     with admission.upgrading() as upgraded:
-        async with server_transport(
-            stream, head.raw, info, config, route.choose_subprotocol
-        ) as transport:
+        async with _open_transport(conn, stream, head, info, route, config) as transport:
             if transport is None:
                 return
             supervisor = Supervisor(transport, route.handler, config, accepts=route.accepted_type)
             upgraded()
             await admission.supervise(supervisor)
+
+
+@contextlib.asynccontextmanager
+async def _open_transport(
+    conn: h11.Connection,
+    stream: trio.abc.Stream,
+    head: RequestHead,
+    info: ConnectionInfo,
+    route: Route,
+    config: Config,
+) -> AsyncIterator[Transport | None]:
+    """Answer 101 and open the configured engine's transport (None if the 101 cannot be sent
+    within ``handshake_timeout``)."""
+    received = conn.trailing_data[0]  # sent before our 101: the first frames
+    if config.engine == "trio-websocket":  # it parses the request again, from bytes
+        request = head.to_bytes() + received
+        async with server_transport(stream, request, info, config, route.choose_subprotocol) as tws:
+            yield tws
+        return
+    key = (head.header("sec-websocket-key") or "").strip()
+    headers = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", accept_value(key)),
+    ]
+    if info.subprotocol is not None:
+        headers.append(("Sec-WebSocket-Protocol", info.subprotocol))
+    response = conn.send(
+        h11.InformationalResponse(status_code=101, headers=headers, reason=b"Switching Protocols")
+    )
+    with trio.move_on_after(config.handshake_timeout) as scope:
+        await stream.send_all(response or b"")
+    yield (
+        None if scope.cancelled_caught else NativeTransport(stream, info, config, received=received)
+    )
 
 
 async def _send_quietly(admission: Admission, stream: trio.abc.Stream, data: bytes) -> None:

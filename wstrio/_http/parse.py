@@ -11,12 +11,14 @@ send the next request on the same connection.
 from __future__ import annotations
 
 import email.utils
+from urllib.parse import urlsplit
 
 import attrs
 import h11
 import trio
 
 from .._conn.headers import first_value
+from .._wire.handshake import has_token
 
 #: Reason phrases for the statuses the front sends.
 REASONS = {
@@ -47,30 +49,57 @@ class RequestHead:
     """One request as h11 read it: header names lower-cased, values as latin-1 text."""
 
     method: str
-    target: str
+    target: str  # origin-form (/path?query) or absolute-form (http://host/path?query)
     headers: tuple[tuple[str, str], ...]
-    raw: bytes  # every byte read for this request, to replay into the engine
 
     @property
     def path(self) -> str:
-        return self.target.partition("?")[0]
+        """The target's path (RFC 7230 5.3: origin-form and absolute-form alike)."""
+        return _split_target(self.target)[0]
+
+    @property
+    def query(self) -> str:
+        """The target's query string, without the ``?``."""
+        return _split_target(self.target)[1]
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
         return first_value(self.headers, name)
 
+    def header_lines(self, name: str) -> list[str]:
+        """Every value of header ``name`` (lower-case), one per header line, in order."""
+        return [value for key, value in self.headers if key == name]
+
     @property
     def wants_websocket(self) -> bool:
-        upgrade = self.header("upgrade") or ""
-        return "websocket" in upgrade.lower()
+        """True if the request asks to upgrade to WebSocket (the token, case-insensitive)."""
+        return has_token(self.header_lines("upgrade"), "websocket")
+
+    def to_bytes(self) -> bytes:
+        """The request head as HTTP/1.1 bytes (for an engine that parses it again)."""
+        lines = [f"{self.method} {self.target} HTTP/1.1"]
+        lines += [f"{key}: {value}" for key, value in self.headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    if not target.startswith("/") and "://" in target:  # absolute-form
+        parts = urlsplit(target)
+        return parts.path or "/", parts.query
+    path, _, query = target.partition("?")
+    return path, query
 
 
 async def read_head(
     conn: h11.Connection, stream: trio.abc.Stream, max_bytes: int
 ) -> RequestHead | None:
-    """Read one request head (and a body up to ``max_bytes``); None on a clean EOF."""
-    raw = bytearray()
+    """Read one request head (and a body up to ``max_bytes``); None on a clean EOF.
+
+    Bytes read past the request stay in ``conn``: the next request (keep-alive,
+    pipelining) or, after an upgrade, the WebSocket stream (``conn.trailing_data``).
+    """
     request: h11.Request | None = None
+    body = 0
     while True:
         try:
             event = conn.next_event()
@@ -78,9 +107,8 @@ async def read_head(
             raise BadRequest(exc.error_status_hint, str(exc)) from None
         if event is h11.NEED_DATA:
             data = await stream.receive_some(65536)
-            if not data and request is None and not raw:
-                return None
-            raw += data
+            if not data and conn.their_state is h11.IDLE and not conn.trailing_data[0]:
+                return None  # a clean EOF between requests
             conn.receive_data(bytes(data))
             continue
         if isinstance(event, h11.Request):
@@ -88,10 +116,9 @@ async def read_head(
             size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
             if size > max_bytes:  # h11 only limits heads that arrive in pieces
                 raise BadRequest(431, "request head too large")
-            if _is_upgrade(event):
-                break  # h11 pauses at the switch; the engine parses the rest
         elif isinstance(event, h11.Data):
-            if len(raw) > max_bytes:
+            body += len(event.data)
+            if body > max_bytes:
                 raise BadRequest(413, "request body too large")
         elif isinstance(event, h11.EndOfMessage | type(h11.PAUSED)):
             break
@@ -102,15 +129,8 @@ async def read_head(
     assert request is not None
     headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers)
     return RequestHead(
-        request.method.decode("ascii", "replace"),
-        request.target.decode("latin-1"),
-        headers,
-        bytes(raw),
+        request.method.decode("ascii", "replace"), request.target.decode("latin-1"), headers
     )
-
-
-def _is_upgrade(request: h11.Request) -> bool:
-    return any(k.lower() == b"upgrade" for k, _ in request.headers)
 
 
 def response_bytes(

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .._conn.config import Config
+from .._wire.handshake import has_token, is_token, list_items
 from .parse import RequestHead
 from .routes import RouteTable
 
@@ -29,34 +30,80 @@ class Refusal:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+#: Request headers that must appear at most once (RFC 6455 4.1, 11.3.1, 11.3.5; RFC 7230 5.4).
+_ONCE = ("host", "sec-websocket-key", "sec-websocket-version", "origin")
+#: Request headers whose values must be ASCII (a host name, tokens, an origin).
+_ASCII = ("host", "sec-websocket-protocol", "sec-websocket-extensions", "origin")
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+
 def refusal(head: RequestHead, table: RouteTable, config: Config) -> Refusal | None:
-    """Why ``head`` cannot be upgraded (route, method, handshake headers, origin), or None."""
+    """Why ``head`` cannot be upgraded (route, method, handshake headers, origin), or None.
+
+    Header lists are read over all their lines (RFC 7230 3.2.2) and tokens are
+    matched whole and case-insensitively (RFC 6455 4.2.1).
+    """
     if head.path not in table.sockets:
         return Refusal(404, "no WebSocket endpoint at this path")
     if head.method != "GET":
         return Refusal(405, "a WebSocket handshake is a GET", (("Allow", "GET"),))
-    if "upgrade" not in (head.header("connection") or "").lower():
+    if not has_token(head.header_lines("connection"), "upgrade"):
         return Refusal(400, "Connection: Upgrade is missing")
-    if head.header("sec-websocket-version") != "13":
+    for name in _ONCE:
+        if len(head.header_lines(name)) > 1:
+            return Refusal(400, f"{name} must appear once")
+    for name in _ASCII:
+        if any(not value.isascii() for value in head.header_lines(name)):
+            return Refusal(400, f"{name} must be ASCII")
+    if (head.header("sec-websocket-version") or "").strip() != "13":
         return Refusal(426, "only WebSocket version 13 is spoken", _VERSION_13)
     try:
-        key = base64.b64decode(head.header("sec-websocket-key") or "", validate=True)
+        key = base64.b64decode((head.header("sec-websocket-key") or "").strip(), validate=True)
     except binascii.Error:
         key = b""
     if len(key) != 16:
         return Refusal(400, "Sec-WebSocket-Key must be 16 bytes in base64")
+    if not all(is_token(name) for name in list_items(head.header_lines("sec-websocket-protocol"))):
+        return Refusal(400, "Sec-WebSocket-Protocol must be a list of tokens")
     if not origin_allowed(head, config):
         return Refusal(403, "origin not allowed")
     return None
 
 
+def offered_subprotocols(head: RequestHead) -> tuple[str, ...]:
+    """The subprotocols the client offers, in its order of preference."""
+    return tuple(list_items(head.header_lines("sec-websocket-protocol")))
+
+
 def origin_allowed(head: RequestHead, config: Config) -> bool:
-    """The ``Origin`` check (RFC 6455 10.2) against ``Config.allowed_origins``."""
+    """The ``Origin`` check (RFC 6455 10.2) against ``Config.allowed_origins``; origins are
+    compared as (scheme, host, port) with default ports filled in (RFC 6454 4, 5)."""
     origin = head.header("origin")
     allowed = config.allowed_origins
     if origin is None or allowed == "*":
         return True  # not a browser, or any origin is fine
-    if allowed is None:
-        host = (head.header("host") or "").lower()
-        return urlsplit(origin.lower()).netloc == host
-    return origin.rstrip("/").lower() in allowed
+    seen = origin_tuple(origin)
+    if seen is None:
+        return False
+    if allowed is None:  # same origin as the Host the request was sent to
+        host = urlsplit(f"//{head.header('host') or ''}")
+        port = host.port if host.port is not None else _DEFAULT_PORTS.get(seen[0])
+        return (host.hostname or "", port) == seen[1:]
+    return any(origin_tuple(entry) == seen for entry in allowed)
+
+
+def origin_tuple(origin: str) -> tuple[str, str, int | None] | None:
+    """``scheme://host[:port]`` as (scheme, host, port), lower-cased, the scheme's default
+    port filled in; None if it is not such an origin (``null``, a path, a bad port)."""
+    try:
+        parts = urlsplit(origin.strip().lower())
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname or parts.path not in ("", "/"):
+        return None
+    return (
+        parts.scheme,
+        parts.hostname,
+        port if port is not None else _DEFAULT_PORTS.get(parts.scheme),
+    )

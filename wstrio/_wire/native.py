@@ -1,4 +1,4 @@
-"""wstrio's own engine: a :class:`Transport` over the ``websockets`` package's sans-I/O core.
+"""wstrio's own engine: a :class:`Transport` over its own frame codec (``parser``, ``frames``).
 
 Theory of operation
 -------------------
@@ -7,9 +7,9 @@ h11 on a server, by the client's on a client); what h11 read past the
 handshake is fed in first. From then on there is no engine task:
 
 * the connection's *reader* calls :meth:`NativeTransport.receive`, which reads
-  the socket (``receive_buffer_size`` bytes at a time), feeds the sans-I/O
-  ``Protocol`` and assembles whole messages (text validated as UTF-8 frame by
-  frame, so bad data fails fast with 1007);
+  the socket (``receive_buffer_size`` bytes at a time) and feeds the streaming
+  :class:`Parser`, which hands back whole messages (text is validated as UTF-8
+  as it arrives, so bad data fails at once with 1007);
 * the connection's *writer* calls :meth:`send_many`, which frames every queued
   message and writes them with any waiting control frame in one ``send_all``,
   control frames first. A pong (or a ping from the heartbeat) that arrives
@@ -24,42 +24,25 @@ handshake is fed in first. From then on there is no engine task:
 
 from __future__ import annotations
 
-import codecs
 import itertools
-import logging
 import struct
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, cast
 
 import trio
-from websockets.exceptions import PayloadTooBig
-from websockets.frames import BINARY, CLOSE, CONT, PONG, TEXT, Frame
-from websockets.protocol import OPEN, Protocol, Side
 
 from .._conn.closecodes import Ending
 from .._conn.config import Config
 from .._conn.transport import ConnectionInfo, Message, TransportClosed
+from .frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, close_payload, encode
+from .parser import CloseFrame, Control, Parser
 
 _EXPECTED_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
-
-
-class _QuietLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The sans-I/O core's log: only warnings and worse reach ``wstrio.engine``."""
-
-    def isEnabledFor(self, level: int) -> bool:
-        return level >= logging.WARNING and self.logger.isEnabledFor(level)
-
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if level >= logging.WARNING:
-            super().log(level, msg, *args, **kwargs)
-
-
-_LOG = _QuietLog(logging.getLogger("wstrio.engine"), {})
+_VANISHED = (Ending.PEER_VANISHED, 1006, "")
 
 
 class NativeTransport:
-    """One open WebSocket connection on the sans-I/O core (server or client side)."""
+    """One open WebSocket connection on wstrio's own codec (server or client side)."""
 
     def __init__(
         self,
@@ -72,31 +55,29 @@ class NativeTransport:
     ) -> None:
         self._stream = stream
         self._info = info
-        side = Side.CLIENT if client else Side.SERVER
-        self._proto = Protocol(side, max_size=config.max_message_size, logger=_LOG)
+        self._client = client
+        self._parser = Parser(client=client, max_message_size=config.max_message_size)
         self._bufsize = config.receive_buffer_size
         self._messages: deque[Message] = deque()
-        self._parts: list[Any] = []  # fragments of the message being received
-        self._decoder: codecs.IncrementalDecoder | None = None  # set while it is text
         self._control: list[bytes] = []  # frames for the writer to send first
         self._wake: Callable[[], None] = _nothing
         self._echoed: trio.Event | None = None  # set once the peer's close is echoed
         self._pings: dict[bytes, trio.Event] = {}
         self._ping_ids = itertools.count()
         self._ended: TransportClosed | None = None
-        self._failed: list[bytes] = []  # the close frame the core made when it failed us
+        self._failed = b""  # our close frame, when the peer's data failed the connection
         self._close_sent = False
         self._reading = False
         self._read_done = trio.Event()
         if received:
-            self._proto.receive_data(received)
+            self._parser.feed(received)
             self._take_events()
 
     @property
     def info(self) -> ConnectionInfo:
         return self._info
 
-    # -- reading ---------------------------------------------------------------------
+    # -- reading (the reader task) ---------------------------------------------------
     async def receive(self) -> Message:
         while not self._messages:
             if self._ended is not None:
@@ -116,82 +97,37 @@ class NativeTransport:
             self._reading = False
             self._read_done.set()
             self._read_done = trio.Event()
-        if data:
-            self._proto.receive_data(data)
-        else:
-            self._proto.receive_eof()
+        if not data:
+            self._ended = self._ended or TransportClosed(*_VANISHED)
+            return
+        self._parser.feed(data)
         self._take_events()
 
     def _take_events(self) -> None:
-        """Turn the core's events into messages, pongs and endings."""
-        proto = self._proto
-        for frame in cast(list[Frame], proto.events_received()):  # frames once OPEN
-            opcode = frame.opcode
-            if opcode is TEXT or opcode is BINARY or opcode is CONT:
-                self._assemble(frame)
-            elif opcode is PONG:
-                self._ponged(bytes(frame.data))
-            elif opcode is CLOSE:
-                self._peer_closed()
-            if self._ended is not None:
-                break
-        out = [data for data in proto.data_to_send() if data]
-        if self._ended is None and proto.parser_exc is not None:
-            self._core_failed(proto.parser_exc, out)
-        elif out and not self._close_sent and (proto.state is OPEN or self._echoed is not None):
-            self._control.extend(out)  # pongs, and the echo of a peer's close
-            self._wake()
+        """Queue the parsed messages; answer pings, note pongs, echo a peer's close."""
+        for event in self._parser.take():
+            if type(event) is str or type(event) is bytes:
+                self._messages.append(event)
+            elif isinstance(event, Control):
+                if event.opcode == OP_PING:
+                    self._send_control(OP_PONG, event.payload)
+                else:
+                    self._ponged(event.payload)
+            elif isinstance(event, CloseFrame):
+                self._peer_closed(event)
+        failure = self._parser.failure
+        if failure is not None and self._ended is None:
+            too_big = failure.code == 1009
+            ending = Ending.MESSAGE_TOO_BIG if too_big else Ending.PROTOCOL_ERROR
+            self._failed = self._frame(OP_CLOSE, close_payload(failure.code, failure.reason))
+            self._ended = TransportClosed(ending, failure.code, failure.reason)
 
-    def _assemble(self, frame: Frame) -> None:
-        """Add a data frame to the message under way; a finished message joins the queue."""
-        if frame.opcode is not CONT:
-            self._decoder = _utf8() if frame.opcode is TEXT else None
-        decoder = self._decoder
-        message: Message
-        if decoder is None:
-            data = frame.data
-            if not frame.fin:
-                self._parts.append(bytes(data))
-                return
-            message = data if type(data) is bytes else bytes(data)
-            if self._parts:
-                message = b"".join([*self._parts, message])
-        else:
-            try:
-                text = decoder.decode(frame.data, frame.fin)
-            except UnicodeDecodeError:
-                self._fail(1007, "invalid UTF-8 in a text message")
-                return
-            if not frame.fin:
-                self._parts.append(text)
-                return
-            message = "".join([*self._parts, text]) if self._parts else text
-        self._parts = []
-        self._messages.append(message)
-
-    def _fail(self, code: int, reason: str) -> None:
-        self._proto.fail(code, reason)
-        ending = Ending.PROTOCOL_ERROR
-        self._failed = [data for data in self._proto.data_to_send() if data]
-        self._ended = TransportClosed(ending, code, reason)
-
-    def _core_failed(self, exc: Exception, out: list[bytes]) -> None:
-        """The core refused the peer's data (or saw EOF) and made its close frame."""
-        close = self._proto.close_sent
-        if isinstance(exc, EOFError) or close is None:
-            self._ended = TransportClosed(Ending.PEER_VANISHED, 1006, "")
+    def _peer_closed(self, close: CloseFrame) -> None:
+        if self._close_sent or self._ended is not None:
             return
-        ending = Ending.MESSAGE_TOO_BIG if isinstance(exc, PayloadTooBig) else Ending.PROTOCOL_ERROR
-        self._failed = out
-        self._ended = TransportClosed(ending, close.code, close.reason)
-
-    def _peer_closed(self) -> None:
-        received = self._proto.close_rcvd
-        assert received is not None
-        if self._close_sent:
-            return  # the reply to our close: close() is reading it
+        self._ended = TransportClosed(Ending.PEER_CLOSED, close.code, close.reason)
         self._echoed = trio.Event()
-        self._ended = TransportClosed(Ending.PEER_CLOSED, received.code, received.reason)
+        self._send_control(OP_CLOSE, close_payload(close.code))  # echo the code (5.5.1)
 
     def _ponged(self, payload: bytes) -> None:
         if payload in self._pings:  # a pong answers its ping and every earlier one
@@ -199,6 +135,13 @@ class NativeTransport:
                 self._pings.pop(key).set()
                 if key == payload:
                     break
+
+    def _send_control(self, opcode: int, payload: bytes) -> None:
+        self._control.append(self._frame(opcode, payload))
+        self._wake()
+
+    def _frame(self, opcode: int, payload: bytes) -> bytes:
+        return encode(opcode, payload, mask=self._client)
 
     # -- writing (the writer task) ---------------------------------------------------
     def set_writer_wakeup(self, wake: Callable[[], None]) -> None:
@@ -208,19 +151,15 @@ class NativeTransport:
         await self.send_many((message,))
 
     async def send_many(self, messages: Sequence[Message]) -> None:
-        proto = self._proto
-        if messages and proto.state is OPEN and self._ended is None:
+        out = self._control
+        self._control = []
+        if messages and self._ended is None and not self._close_sent:
+            client = self._client
             for message in messages:
                 if isinstance(message, str):
-                    proto.send_text(message.encode("utf-8"))
+                    out.append(encode(OP_TEXT, message.encode("utf-8"), mask=client))
                 else:
-                    proto.send_binary(message)
-            out = proto.data_to_send()
-        else:
-            out = []
-        if self._control:
-            out[:0] = self._control
-            self._control = []
+                    out.append(encode(OP_BINARY, message, mask=client))
         if not out:
             if self._ended is not None:
                 raise self._ended
@@ -229,20 +168,18 @@ class NativeTransport:
         try:
             await self._stream.send_all(out[0] if len(out) == 1 else b"".join(out))
         except _EXPECTED_ERRORS:
-            self._ended = self._ended or TransportClosed(Ending.PEER_VANISHED, 1006, "")
+            self._ended = self._ended or TransportClosed(*_VANISHED)
             raise self._ended from None
         if self._echoed is not None:
             self._echoed.set()
 
     async def ping(self) -> None:
-        if self._ended is not None or self._proto.state is not OPEN:
+        if self._ended is not None or self._close_sent:
             await trio.lowlevel.checkpoint()
-            raise self._ended or TransportClosed(Ending.PEER_VANISHED, 1006, "")
+            raise self._ended or TransportClosed(*_VANISHED)
         payload = struct.pack("!Q", next(self._ping_ids))
         answered = self._pings[payload] = trio.Event()
-        self._proto.send_ping(payload)
-        self._control.extend(self._proto.data_to_send())
-        self._wake()
+        self._send_control(OP_PING, payload)
         await answered.wait()
 
     # -- closing (the closer, once the reader and writer are done) ---------------------
@@ -253,32 +190,30 @@ class NativeTransport:
             return ended  # the peer closed or vanished first: the wire wins
         while self._reading:  # the reader was cancelled; let it leave receive_some
             await self._read_done.wait()
-        if self._failed:
-            frames, self._failed = self._failed, []
-        else:
-            self._proto.send_close(code, reason)
-            frames = [data for data in self._proto.data_to_send() if data]
+        frame = self._failed or self._frame(OP_CLOSE, close_payload(code, reason))
         self._close_sent = True
         try:
-            await self._stream.send_all(b"".join(frames))
+            await self._stream.send_all(frame)
         except _EXPECTED_ERRORS:
-            return TransportClosed(Ending.PEER_VANISHED, 1006, "")
-        await self._await_close_reply()
+            return TransportClosed(*_VANISHED)
+        if not self._failed or self._client:  # a server that failed reads nothing more (7.1.7)
+            await self._await_close_reply()
         return None
 
     async def _await_close_reply(self) -> None:
-        """Read (and drop) until the peer's close frame or end of stream."""
-        proto = self._proto
-        while proto.close_rcvd is None and proto.parser_exc is None:
+        """Read until the peer's close frame or the end of the stream; drop everything else
+        (pings that cross our close frame are not answered: RFC 6455 5.5.2 allows it)."""
+        parser = self._parser
+        while parser.closed is None:
             try:
                 data = await self._stream.receive_some(self._bufsize)
             except _EXPECTED_ERRORS:
                 return
             if not data:
                 return
-            proto.receive_data(data)
-            proto.events_received()
-            proto.data_to_send()  # pongs to pings that crossed our close: not sent
+            if not parser.done:
+                parser.feed(data)
+                parser.take()
 
     async def abort(self) -> None:
         await trio.aclose_forcefully(self._stream)
@@ -286,6 +221,3 @@ class NativeTransport:
 
 def _nothing() -> None:
     pass
-
-
-_utf8 = codecs.getincrementaldecoder("utf-8")

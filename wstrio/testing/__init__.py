@@ -56,7 +56,7 @@ class Faults:
         await self._end.send_raw(short_frame(0x83, b"", mask=os.urandom(4)))
 
     async def send_message_of_size(self, size: int, *, binary: bool = False) -> None:
-        """Send one valid message of ``size`` bytes (characters for text)."""
+        """Send one valid message of ``size`` bytes (ASCII text when not ``binary``)."""
         await self._session.send(b"\0" * size if binary else "x" * size)
 
 
