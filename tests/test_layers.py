@@ -6,7 +6,8 @@ module) has a layer; a module may import from a lower layer or from its own
 subpackage, never from a higher or a sibling one, and no import may close a
 cycle. Only the wire may import a WebSocket engine or do zlib framing, and the
 connection layer imports nothing but trio and attrs from outside the standard
-library. No module reads or writes another object's private attributes.
+library. No module reads or writes the private attributes of another module's objects
+(a module's own classes may share theirs, as ``Hub`` and ``Room`` do).
 """
 
 from __future__ import annotations
@@ -35,10 +36,22 @@ LAYERS: dict[str, int] = {
     "__main__": 6,
 }
 
-#: Third-party packages only the wire may import.
-ENGINE_ONLY = frozenset({"trio_websocket", "wsproto", "zlib"})
-#: What the connection layer may import from outside the standard library.
-CONN_ALLOWED = frozenset({"trio", "attrs"})
+#: Packages only the wire may import: WebSocket engines and zlib framing.
+ENGINE_ONLY = frozenset({"trio_websocket", "wsproto", "websockets", "zlib"})
+#: What each unit may import from outside the standard library (the engines: see above).
+THIRD_PARTY: dict[str, frozenset[str]] = {
+    "_conn": frozenset({"trio", "attrs"}),
+    "_wire": frozenset({"trio", "attrs"}),
+    "_http": frozenset({"trio", "attrs", "h11"}),
+    "_rooms": frozenset({"trio", "attrs"}),
+    "_server": frozenset({"trio", "attrs"}),
+    "_client": frozenset({"trio", "attrs", "h11"}),
+    "_apps": frozenset({"trio", "attrs"}),
+    "testing": frozenset({"trio", "attrs", "pytest"}),
+    "_cli": frozenset({"trio", "attrs"}),
+    "__init__": frozenset(),
+    "__main__": frozenset(),
+}
 
 
 def module_name(path: Path) -> str:
@@ -89,10 +102,28 @@ def layer_violations(modules: Mapping[str, tuple[str, bool]]) -> list[str]:
                 other = unit_of(target)
                 if other != unit and LAYERS[other] >= LAYERS[unit]:
                     problems.append(f"{name} imports {target} ({unit} may not use {other})")
-            elif top in ENGINE_ONLY and unit != "_wire":
-                problems.append(f"{name} imports {target}: only _wire may")
-            elif unit == "_conn" and top not in CONN_ALLOWED | sys.stdlib_module_names:
-                problems.append(f"{name} imports {target}: _conn uses only trio and attrs")
+            elif top in ENGINE_ONLY:
+                if unit != "_wire":
+                    problems.append(f"{name} imports {target}: only _wire may")
+            elif top not in THIRD_PARTY[unit] | sys.stdlib_module_names:
+                allowed = ", ".join(sorted(THIRD_PARTY[unit])) or "nothing"
+                problems.append(f"{name} imports {target}: {unit} uses only {allowed}")
+        problems += dynamic_imports(name, source)
+    return problems
+
+
+def dynamic_imports(name: str, source: str) -> list[str]:
+    """``importlib.import_module("wstrio...")`` and ``__import__("wstrio...")``: hidden imports."""
+    problems = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            argument = node.args[0].value
+            if called in ("import_module", "__import__") and str(argument).startswith(
+                ("wstrio", ".")
+            ):
+                problems.append(f"{name} imports {argument} dynamically")
     return problems
 
 
@@ -142,6 +173,14 @@ def private_reaches(modules: Mapping[str, tuple[str, bool]]) -> list[str]:
         }
         for node in ast.walk(tree):
             if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", "") in ("getattr", "setattr")
+                and len(node.args) > 1
+                and isinstance(node.args[1], ast.Constant)
+                and str(node.args[1].value).startswith("_")
+            ):
+                problems.append(f"{name}:{node.lineno} reaches into {node.args[1].value} by name")
+            if (
                 isinstance(node, ast.Attribute)
                 and node.attr.startswith("_")
                 and not node.attr.startswith("__")
@@ -189,7 +228,9 @@ def test_no_private_reaches() -> None:
         ("wstrio._http.front", "from .._client.dial import Target", "_http may not use _client"),
         ("wstrio._rooms.hub", "from .._http.routes import Route", "_rooms may not use _http"),
         ("wstrio._http.front", "import trio_websocket", "only _wire may"),
-        ("wstrio._conn.outbox", "import h11", "_conn uses only trio and attrs"),
+        ("wstrio._conn.outbox", "import h11", "_conn uses only attrs, trio"),
+        ("wstrio._rooms.hub", "import h11", "_rooms uses only attrs, trio"),
+        ("wstrio._http.parse", "import websockets", "only _wire may"),
     ],
 )
 def test_a_reversed_import_is_caught(module: str, line: str, expected: str) -> None:
@@ -213,8 +254,17 @@ def test_a_cycle_is_caught() -> None:
     )
 
 
-def test_a_private_reach_is_caught() -> None:
-    """The checker flags a room reading a session's private attribute."""
+@pytest.mark.parametrize("line", ["x = session._inbox", "x = getattr(session, '_inbox')"])
+def test_a_private_reach_is_caught(line: str) -> None:
+    """The checker flags a room reading a session's private attribute, even by name."""
     source, is_package = MODULES["wstrio._rooms.hub"]
-    changed = {"wstrio._rooms.hub": (source + "\nx = session._inbox\n", is_package)}
-    assert any("._inbox" in problem for problem in private_reaches(changed))
+    changed = {"wstrio._rooms.hub": (source + f"\n{line}\n", is_package)}
+    assert any("_inbox" in problem for problem in private_reaches(changed))
+
+
+def test_a_dynamic_import_is_caught() -> None:
+    """``importlib.import_module`` of a module above counts as an import."""
+    source, is_package = MODULES["wstrio._conn.session"]
+    line = "\nimport importlib\nhub = importlib.import_module('wstrio._rooms.hub')\n"
+    changed = {**MODULES, "wstrio._conn.session": (source + line, is_package)}
+    assert any("dynamically" in problem for problem in layer_violations(changed))

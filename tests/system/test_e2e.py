@@ -76,9 +76,11 @@ def make_routes(sessions: list[wstrio.Session]) -> dict[str, object]:
 
 
 @pytest.fixture
-async def app(nursery: trio.Nursery) -> AsyncIterator[App]:
+async def app(nursery: trio.Nursery, engine: str) -> AsyncIterator[App]:
+    """The app on a real socket, once per engine."""
     sessions: list[wstrio.Session] = []
-    server = wstrio.Server(make_routes(sessions), config=CONFIG)  # type: ignore[arg-type]
+    config = attrs.evolve(CONFIG, engine=engine)
+    server = wstrio.Server(make_routes(sessions), config=config)  # type: ignore[arg-type]
     port = await nursery.start(functools.partial(server.run, port=0))
     yield App(server, port, sessions)
 

@@ -34,9 +34,9 @@ async def stubborn(session: wstrio.Session) -> None:
     await trio.sleep_forever()  # cancelled only at the shutdown deadline
 
 
-async def test_shutdown_sends_1001_to_50_sessions_and_returns_in_time() -> None:
+async def test_shutdown_sends_1001_to_50_sessions_and_returns_in_time(engine: str) -> None:
     """50 sessions get 1001; a stubborn handler is cancelled at shutdown_timeout."""
-    config = wstrio.Config(shutdown_timeout=1, close_timeout=1)
+    config = wstrio.Config(shutdown_timeout=1, close_timeout=1, engine=engine)
     server = wstrio.Server({"/ws/echo": wstrio.echo, "/ws/stubborn": stubborn}, config=config)
     codes: list[tuple[int | None, str | None]] = []
     async def client(path: str, task_status: trio.TaskStatus[None]) -> None:
@@ -77,9 +77,11 @@ async def test_in_flight_handshake_gets_503_on_shutdown() -> None:
     assert status(response) == 503
 
 
-async def test_slowloris_does_not_block_others_and_is_dropped(nursery: trio.Nursery) -> None:
+async def test_slowloris_does_not_block_others_and_is_dropped(
+    nursery: trio.Nursery, engine: str
+) -> None:
     """1,000 half-sent requests: a normal client still echoes; all are dropped in time."""
-    config = wstrio.Config(handshake_timeout=2)
+    config = wstrio.Config(handshake_timeout=2, engine=engine)
     server = wstrio.Server({"/ws/echo": wstrio.echo}, config=config)
     port = await nursery.start(functools.partial(server.run, port=0))
     streams = []
@@ -123,7 +125,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path]:
 
 
 async def test_tls_serves_wss_and_https_on_one_port(
-    nursery: trio.Nursery, tls: tuple[trustme.CA, Path]
+    nursery: trio.Nursery, tls: tuple[trustme.CA, Path], engine: str
 ) -> None:
     """With ssl_context: wss:// echoes and https:// answers /healthz on the same port."""
     ca, pem = tls
@@ -132,7 +134,8 @@ async def test_tls_serves_wss_and_https_on_one_port(
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
     port = await nursery.start(functools.partial(
-        wstrio.serve, {"/ws/echo": wstrio.echo}, port=0, ssl_context=server_context))
+        wstrio.serve, {"/ws/echo": wstrio.echo}, port=0, ssl_context=server_context,
+        config=wstrio.Config(engine=engine)))
     async with connect(f"wss://127.0.0.1:{port}/ws/echo", ssl=client_context) as ws:
         await ws.send("secret")
         assert await ws.recv() == "secret"

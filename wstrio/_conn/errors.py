@@ -138,9 +138,9 @@ def classify_handler_exception(
     else None (only ConnectionClosed after the connection had already ended).
     KeyboardInterrupt and SystemExit are not ours to swallow: re-raised.
     """
-    if fatal_leaf(exc) is not None:
-        raise exc
     parts = list(leaves(exc))
+    if any(not isinstance(leaf, Exception) for leaf in parts):
+        raise exc  # KeyboardInterrupt, SystemExit (or Cancelled): not ours to swallow
     closes = [leaf for leaf in parts if isinstance(leaf, CloseConnection)]
     for leaf in parts:
         if not isinstance(leaf, CloseConnection) and not (

@@ -5,7 +5,7 @@ and the connection's writer drains it. Room broadcasts never wait; when the
 outbox is full they go to the backlog, bounded in bytes, which the writer moves
 into the outbox as it drains it (``top_up``), so broadcasts keep their order.
 
-A room never sees the session's supervisor: the supervisor hands out a
+A room holds no reference to the supervisor's parts: the supervisor hands out a
 :class:`Mailbox` (the outbox, the counters, a way to close the member as a
 slow consumer, and the rooms to leave when the session ends). A broadcast
 travels one way: room, then the member's outbox, then its writer.
@@ -80,7 +80,7 @@ class Outbox:
 
 
 class Mailbox:
-    """What a room holds of one member: never the session's supervisor.
+    """What a room holds of one member: the supervisor only through ``close_slow``.
 
     ``outbox`` and ``counters`` are shared with the session and its writer;
     ``close_slow()`` closes the member with 1008 "slow consumer". A room that
@@ -89,7 +89,7 @@ class Mailbox:
     left then.
     """
 
-    __slots__ = ("_close_slow", "counters", "ended", "outbox", "rooms")
+    __slots__ = ("_close_slow", "counters", "outbox", "rooms")
 
     def __init__(
         self, outbox: Outbox, counters: SessionCounters, close_slow: Callable[[], None]
@@ -98,7 +98,6 @@ class Mailbox:
         self.counters = counters
         self._close_slow = close_slow
         self.rooms: dict[object, Callable[[], None]] = {}  # room -> how to leave it; join order
-        self.ended = False
 
     def close_slow(self) -> None:
         """End the session with 1008 "slow consumer" (a room's ``close`` policy)."""
@@ -106,7 +105,6 @@ class Mailbox:
 
     def end(self) -> None:
         """The session's ending is decided: leave every room (the supervisor calls this once)."""
-        self.ended = True
         for leave in list(self.rooms.values()):
             leave()
         self.rooms.clear()

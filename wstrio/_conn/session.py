@@ -1,14 +1,14 @@
 """The handler's view of one connection: :class:`Session`.
 
-A session holds no back-reference to the supervisor that runs it: it gets a
-narrow :class:`Control` (how the connection ended, a ping, a close), its inbox,
-and the :class:`Mailbox` it shares with the writer and with rooms.
+A session sees the supervisor that runs it only as a narrow :class:`Control`
+(how the connection ended, a ping, a close); it also holds its inbox and the
+:class:`Mailbox` it shares with the writer and with rooms.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl
 
 import trio
@@ -33,15 +33,30 @@ class Control(Protocol):
 
 
 class RoomLike(Protocol):
-    """A room as a session lists it (``wstrio.Room``)."""
+    """A room as a session lists it: ``wstrio.Room``'s public surface (this layer cannot
+    name ``Room`` itself, which sits above it)."""
 
     name: str
+
+    @property
+    def policy(self) -> str: ...
+
+    @property
+    def members(self) -> tuple[Session, ...]: ...
+
+    def __len__(self) -> int: ...
+
+    def __contains__(self, session: object) -> bool: ...
+
+    def join(self, session: Session) -> None: ...
+
+    def leave(self, session: Session) -> None: ...
 
     def broadcast(
         self, message: Message, *, exclude: Session | Iterable[Session] | None = None
     ) -> int: ...
 
-    def leave(self, session: Session) -> None: ...
+    def statistics(self) -> Any: ...  # a wstrio.RoomStatistics
 
 
 def check_message(message: object) -> Message:

@@ -4,7 +4,7 @@ Theory of operation: a connection's counters are one :class:`SessionCounters`
 object with public fields, made by the supervisor and shared (as trio's
 ``MemoryChannelState`` is shared by a channel's two ends) with the session,
 the reader and writer, and the rooms that queue for it. Everyone writes its
-own fields; nobody reaches into another object's private state. The
+own fields, in the open: no module touches another module's private attributes. The
 ``*Statistics`` values are frozen snapshots for users.
 """
 

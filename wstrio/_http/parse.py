@@ -76,9 +76,13 @@ class RequestHead:
         return has_token(self.header_lines("upgrade"), "websocket")
 
     def to_bytes(self) -> bytes:
-        """The request head as HTTP/1.1 bytes (for an engine that parses it again)."""
+        """The request head as HTTP/1.1 bytes, for an engine that parses it again; repeated
+        header lines are joined into one, as RFC 7230 3.2.2 allows."""
+        combined: dict[str, list[str]] = {}
+        for key, value in self.headers:
+            combined.setdefault(key, []).append(value)
         lines = [f"{self.method} {self.target} HTTP/1.1"]
-        lines += [f"{key}: {value}" for key, value in self.headers]
+        lines += [f"{key}: {', '.join(values)}" for key, values in combined.items()]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
