@@ -146,6 +146,8 @@ class NativeTransport:
     # -- writing (the writer task) ---------------------------------------------------
     def set_writer_wakeup(self, wake: Callable[[], None]) -> None:
         self._wake = wake
+        if self._control:  # frames that came with the handshake asked for answers already
+            wake()
 
     async def send(self, message: Message) -> None:
         await self.send_many((message,))
