@@ -14,7 +14,7 @@ from wstrio._client.dial import Target
 from wstrio.testing import MemoryServer, open_memory_server
 
 QUIET = wstrio.Config(ping_interval=None)
-RETRY = [1001, 1006, 1011, 1012, 1013, 4500, 4999]
+RETRY = [1001, 1006, 1011, 1012, 1013, 1014, 4500, 4999]
 STOP = [1000, 1002, 1003, 1007, 1008, 1009, 1010, 3000, 4000, 4499]
 
 

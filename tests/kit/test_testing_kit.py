@@ -23,14 +23,19 @@ class Recorder:
 
     def __init__(self) -> None:
         self.sessions: list[wstrio.Session] = []
+        self.started = trio.Event()  # a handler has begun (the client may have its 101 before)
+
+    def _begin(self, session: wstrio.Session) -> None:
+        self.sessions.append(session)
+        self.started.set()
 
     async def echo(self, session: wstrio.Session) -> None:
-        self.sessions.append(session)
+        self._begin(session)
         async for message in session:
             await session.send(message)
 
     async def flood(self, session: wstrio.Session) -> None:
-        self.sessions.append(session)
+        self._begin(session)
         while True:
             await session.send("y" * 1000)
 
@@ -39,6 +44,7 @@ class Recorder:
 
     async def ended(self) -> wstrio.Closed:
         with trio.fail_after(600):  # virtual seconds under autojump_clock
+            await self.started.wait()
             return await self.sessions[-1].wait_closed()
 
 

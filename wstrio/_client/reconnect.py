@@ -39,9 +39,9 @@ logger = logging.getLogger("wstrio.client")
 
 #: Close codes after which ``reconnecting`` tries again (4500-4999 too); any
 #: other code ends the loop: 1000 normal, 1002/1007 protocol, 1003 unsupported
-#: data, 1008 policy, 1009 too big, 1010 extension, 3000-3999, 4000-4499. (wsproto
-#: does not know 1014 and turns it into 1002, so a wstrio client never sees it.)
-RECONNECT_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
+#: data, 1008 policy, 1009 too big, 1010 extension, 3000-3999, 4000-4499.
+#: (On the trio-websocket engine 1014 arrives as 1002: wsproto does not know it.)
+RECONNECT_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
 #: HTTP statuses of a refused handshake that are worth another try.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: The longest delay a server's hint may ask for, in seconds.
