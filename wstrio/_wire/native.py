@@ -44,6 +44,12 @@ _VANISHED = (Ending.PEER_VANISHED, 1006, "")
 class NativeTransport:
     """One open WebSocket connection on wstrio's own codec (server or client side)."""
 
+    __slots__ = (
+        "_bufsize", "_client", "_close_sent", "_control", "_echoed", "_ended", "_failed",
+        "_info", "_messages", "_parser", "_ping_ids", "_pings", "_read_done", "_reading",
+        "_stream", "_wake",
+    )  # fmt: skip
+
     def __init__(
         self,
         stream: trio.abc.Stream,

@@ -66,6 +66,12 @@ Event = str | bytes | Control | CloseFrame
 class Parser:
     """Parses one direction of a connection; ``client`` says which side reads it."""
 
+    __slots__ = (
+        "_buffer", "_decoder", "_fin", "_first", "_mask", "_masked", "_max", "_message",
+        "_offset", "_opcode", "_opcode_done", "_parts", "_remaining", "_size", "closed",
+        "events", "failure",
+    )  # fmt: skip
+
     def __init__(self, *, client: bool, max_message_size: int) -> None:
         self._masked = not client  # a server reads masked frames, a client unmasked ones
         self._max = max_message_size
