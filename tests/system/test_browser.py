@@ -314,3 +314,39 @@ def test_server_shutdown_shows_1001_and_retries(
         expect(page.locator("#chat-join")).to_have_text("Leave")
     finally:
         own.stop()
+
+
+def test_chromium_negotiates_permessage_deflate_and_round_trips(
+    server: Server, new_page: Callable[[], Page]
+) -> None:
+    """The browser's offer is accepted (the 101 names the extension); text and binary echo
+    back unchanged through compression, small and large."""
+    page = new_page()
+    page.goto(server.url + "/")
+    result = page.evaluate(
+        """async (url) => {
+            const ws = new WebSocket(url);
+            ws.binaryType = "arraybuffer";
+            await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+            const echo = (message) => new Promise((resolve) => {
+                ws.onmessage = (event) => resolve(event.data);
+                ws.send(message);
+            });
+            const text = "compress me ".repeat(2000);
+            const bytes = new Uint8Array(50000).map((_, i) => i % 7);
+            const textBack = await echo(text);
+            const small = await echo("hi");
+            const bytesBack = new Uint8Array(await echo(bytes));
+            ws.close(1000);
+            return {
+                extensions: ws.extensions,
+                text: textBack === text,
+                small: small === "hi",
+                bytes: bytesBack.length === bytes.length
+                    && bytesBack.every((b, i) => b === bytes[i]),
+            };
+        }""",
+        server.url.replace("http://", "ws://") + "/ws/echo",
+    )
+    assert result["extensions"].startswith("permessage-deflate")
+    assert result == {**result, "text": True, "small": True, "bytes": True}

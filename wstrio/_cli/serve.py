@@ -37,6 +37,10 @@ _SIZES = (
     "max_header_bytes",
     "max_connections",
     "broadcast_backlog",
+    "compression_window_bits",
+    "compression_memory_level",
+    "compression_level",
+    "compression_threshold",
 )
 
 
@@ -72,6 +76,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=ENGINES,
         default=DEFAULTS.engine,
         help="the WebSocket engine: wstrio's own, or trio-websocket",
+    )
+    serve_cmd.add_argument(
+        "--compression",
+        choices=("deflate", "off"),
+        default=DEFAULTS.compression or "off",
+        help="permessage-deflate (native engine only)",
+    )
+    serve_cmd.add_argument(
+        "--no-compression-context-takeover",
+        dest="compression_context_takeover",
+        action="store_false",
+        help="compress each message on its own (rooms then share one compressed frame)",
     )
     for name in _SECONDS + _SIZES:
         kind: Any = float if name in _SECONDS else int
@@ -129,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         fields = {n: getattr(args, n) for n in _SECONDS + _SIZES}
         fields["engine"] = args.engine
+        fields["compression"] = None if args.compression == "off" else args.compression
+        fields["compression_context_takeover"] = args.compression_context_takeover
         if fields["ping_timeout"] is None:
             fields["ping_timeout"] = default_ping_timeout(fields["ping_interval"])
         if args.allowed_origin:

@@ -10,6 +10,15 @@ import trio
 from .._conn.errors import ConnectError, HandshakeRejected
 from .._conn.headers import Headers
 from .._conn.transport import ConnectionInfo
+from .._wire.deflate import (
+    Agreement,
+    ExtensionError,
+    Settings,
+    accept_response,
+    client_offer,
+    parse_extensions,
+    settings_of,
+)
 from .._wire.handshake import accept_value, has_token, list_items, new_key
 from .._wire.native import NativeTransport
 from .._wire.streams import peer_address
@@ -33,6 +42,10 @@ async def handshake(stream: trio.abc.Stream, target: Target, options: Options) -
     ]
     if options.subprotocols:
         headers.append(("Sec-WebSocket-Protocol", ", ".join(options.subprotocols)))
+    settings = settings_of(options.config)
+    offered = options.config.compression == "deflate"
+    if offered:
+        headers.append(("Sec-WebSocket-Extensions", client_offer(settings)))
     headers += options.headers
     request = conn.send(h11.Request(method="GET", target=target.resource, headers=headers))
     await stream.send_all((request or b"") + (conn.send(h11.EndOfMessage()) or b""))
@@ -42,10 +55,28 @@ async def handshake(stream: trio.abc.Stream, target: Target, options: Options) -
         body = await _read_body(conn, stream)
         raise HandshakeRejected(response.status_code, pairs, body)
     subprotocol = _check_upgrade(Headers(tuple(pairs)), key, options, target)
+    agreement = _agreement(Headers(tuple(pairs)), offered, settings, target)
     path, _, query = target.resource.partition("?")
     info = ConnectionInfo(path, query, Headers(tuple(pairs)), peer_address(stream), subprotocol)
     received = conn.trailing_data[0]  # frames the server sent right after its 101
-    return NativeTransport(stream, info, options.config, client=True, received=received)
+    return NativeTransport(
+        stream, info, options.config, client=True, received=received, deflate=agreement
+    )
+
+
+def _agreement(
+    headers: Headers, offered: bool, settings: Settings, target: Target
+) -> Agreement | None:
+    """The permessage-deflate the 101 agreed to; ConnectError for one we must refuse."""
+    values = headers.get_all("sec-websocket-extensions")
+    if not values:
+        return None
+    try:
+        if not offered:
+            raise ExtensionError("it chose an extension we did not offer")
+        return accept_response(parse_extensions(values), settings)
+    except ExtensionError as exc:
+        raise ConnectError(f"{target.url} is not a valid WebSocket server: {exc}") from None
 
 
 async def _next_event(conn: h11.Connection, stream: trio.abc.Stream, target: Target) -> object:
@@ -106,8 +137,6 @@ def _check_upgrade(headers: Headers, key: str, options: Options, target: Target)
         problem = "its 101 has no Connection: Upgrade"
     elif headers.get_all("sec-websocket-accept") != [accept_value(key)]:
         problem = "its Sec-WebSocket-Accept does not match our key"
-    elif headers.get_all("sec-websocket-extensions"):
-        problem = "it chose an extension we did not offer"
     if problem is not None:
         raise ConnectError(f"{target.url} is not a valid WebSocket server: {problem}")
     chosen = list_items(headers.get_all("sec-websocket-protocol"))

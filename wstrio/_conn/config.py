@@ -43,6 +43,14 @@ def _validator(
     return check
 
 
+def _between(low: int, high: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"Config.{attribute.name} must be an int from {low} to {high}")
+
+    return check
+
+
 _positive = _validator(integer=False)
 _positive_or_none = _validator(integer=False, optional=True)
 _size = _validator()
@@ -124,6 +132,26 @@ class Config:
     #: package's sans-I/O core) or ``"trio-websocket"`` (the first engine, kept
     #: as an option).
     engine: Engine = attrs.field(default="native", validator=_engine)
+
+    #: permessage-deflate (RFC 7692): ``"deflate"`` to offer (client) or accept (server)
+    #: it on the native engine, None for uncompressed messages only.
+    compression: Literal["deflate"] | None = attrs.field(
+        default="deflate", validator=attrs.validators.in_(("deflate", None))
+    )
+    #: The LZ77 window this side compresses with and lets the peer use, in bits (8-15):
+    #: 2**bits bytes. 12 (4 KiB) keeps the per-connection memory small (see the docs).
+    compression_window_bits: int = attrs.field(default=12, validator=_between(8, 15))
+    #: zlib's memory level for compressing (1-9): memory against speed and ratio.
+    compression_memory_level: int = attrs.field(default=5, validator=_between(1, 9))
+    #: zlib's compression level (0-9): CPU against bytes on the wire.
+    compression_level: int = attrs.field(default=6, validator=_between(0, 9))
+    #: Messages shorter than this many bytes are sent uncompressed (allowed per message).
+    compression_threshold: int = attrs.field(default=128, validator=_size_or_zero)
+    #: False: compress each message on its own (``server_no_context_takeover`` on a
+    #: server), so one compressed frame can be shared by every member of a room.
+    compression_context_takeover: bool = attrs.field(
+        default=True, validator=attrs.validators.instance_of(bool)
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.ping_interval is not None and self.ping_timeout > self.ping_interval:

@@ -21,6 +21,7 @@ from .._conn.config import Config
 from .._conn.headers import Headers
 from .._conn.supervisor import Supervisor
 from .._conn.transport import ConnectionInfo, Transport
+from .._wire.deflate import accept_offer, parse_extensions, settings_of
 from .._wire.handshake import accept_value
 from .._wire.native import NativeTransport
 from .._wire.streams import peer_address
@@ -120,14 +121,21 @@ async def _open_transport(
     ]
     if info.subprotocol is not None:
         headers.append(("Sec-WebSocket-Protocol", info.subprotocol))
+    agreement = None
+    if route.compresses(config):
+        offers = parse_extensions(head.header_lines("sec-websocket-extensions"))
+        agreement = accept_offer(offers, settings_of(config))
+        if agreement is not None:
+            headers.append(("Sec-WebSocket-Extensions", agreement.header()))
     response = conn.send(
         h11.InformationalResponse(status_code=101, headers=headers, reason=b"Switching Protocols")
     )
     with trio.move_on_after(config.handshake_timeout) as scope:
         await stream.send_all(response or b"")
-    yield (
-        None if scope.cancelled_caught else NativeTransport(stream, info, config, received=received)
-    )
+    if scope.cancelled_caught:
+        yield None
+    else:
+        yield NativeTransport(stream, info, config, received=received, deflate=agreement)
 
 
 async def _send_quietly(admission: Admission, stream: trio.abc.Stream, data: bytes) -> None:

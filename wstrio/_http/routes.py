@@ -7,6 +7,7 @@ from typing import Literal
 
 import attrs
 
+from .._conn.config import Config
 from .._conn.session import Handler
 
 MessageKind = Literal["any", "text", "binary"]
@@ -26,6 +27,16 @@ class Route:
         default="any", validator=attrs.validators.in_(("any", "text", "binary"))
     )
     subprotocols: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    #: permessage-deflate on this route: ``"deflate"``, None (off), or ``"config"`` (follow
+    #: ``Config.compression``).
+    compression: Literal["deflate", "config"] | None = attrs.field(
+        default="config", validator=attrs.validators.in_(("deflate", "config", None))
+    )
+
+    def compresses(self, config: Config) -> bool:
+        """Whether this route accepts permessage-deflate under ``config``."""
+        wanted = config.compression if self.compression == "config" else self.compression
+        return wanted == "deflate"
 
     @property
     def accepted_type(self) -> type[str] | type[bytes] | None:

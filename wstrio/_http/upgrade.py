@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .._conn.config import Config
+from .._wire.deflate import ExtensionError, parse_extensions
 from .._wire.handshake import has_token, is_token, list_items
 from .parse import RequestHead
 from .routes import RouteTable
@@ -65,6 +66,10 @@ def refusal(head: RequestHead, table: RouteTable, config: Config) -> Refusal | N
         return Refusal(400, "Sec-WebSocket-Key must be 16 bytes in base64")
     if not all(is_token(name) for name in list_items(head.header_lines("sec-websocket-protocol"))):
         return Refusal(400, "Sec-WebSocket-Protocol must be a list of tokens")
+    try:
+        parse_extensions(head.header_lines("sec-websocket-extensions"))
+    except ExtensionError as exc:
+        return Refusal(400, f"invalid Sec-WebSocket-Extensions: {exc}")
     if not origin_allowed(head, config):
         return Refusal(403, "origin not allowed")
     return None

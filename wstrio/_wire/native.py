@@ -34,6 +34,7 @@ import trio
 from .._conn.closecodes import Ending
 from .._conn.config import Config
 from .._conn.transport import ConnectionInfo, Message, TransportClosed
+from .deflate import Agreement, Deflater, codecs_for, settings_of
 from .frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, close_payload, encode
 from .parser import CloseFrame, Control, Parser
 
@@ -45,9 +46,9 @@ class NativeTransport:
     """One open WebSocket connection on wstrio's own codec (server or client side)."""
 
     __slots__ = (
-        "_bufsize", "_client", "_close_sent", "_control", "_echoed", "_ended", "_failed",
-        "_info", "_messages", "_parser", "_ping_ids", "_pings", "_read_done", "_reading",
-        "_stream", "_wake",
+        "_bufsize", "_client", "_close_sent", "_control", "_deflater", "_echoed", "_ended",
+        "_failed", "_info", "_messages", "_parser", "_ping_ids", "_pings", "_read_done",
+        "_reading", "_stream", "_threshold", "_wake",
     )  # fmt: skip
 
     def __init__(
@@ -58,11 +59,19 @@ class NativeTransport:
         *,
         client: bool = False,
         received: bytes = b"",
+        deflate: Agreement | None = None,
     ) -> None:
         self._stream = stream
         self._info = info
         self._client = client
-        self._parser = Parser(client=client, max_message_size=config.max_message_size)
+        inflater = None
+        self._deflater: Deflater | None = None
+        self._threshold = config.compression_threshold
+        if deflate is not None:
+            self._deflater, inflater = codecs_for(deflate, settings_of(config), client=client)
+        self._parser = Parser(
+            client=client, max_message_size=config.max_message_size, inflater=inflater
+        )
         self._bufsize = config.receive_buffer_size
         self._messages: deque[Message] = deque()
         self._control: list[bytes] = []  # frames for the writer to send first
@@ -162,12 +171,16 @@ class NativeTransport:
         out = self._control
         self._control = []
         if messages and self._ended is None and not self._close_sent:
-            client = self._client
+            client, deflater, threshold = self._client, self._deflater, self._threshold
             for message in messages:
                 if isinstance(message, str):
-                    out.append(encode(OP_TEXT, message.encode("utf-8"), mask=client))
+                    opcode, payload = OP_TEXT, message.encode("utf-8")
                 else:
-                    out.append(encode(OP_BINARY, message, mask=client))
+                    opcode, payload = OP_BINARY, message
+                if deflater is not None and len(payload) >= threshold:
+                    out.append(encode(opcode, deflater.compress(payload), mask=client, rsv1=True))
+                else:
+                    out.append(encode(opcode, payload, mask=client))
         if not out:
             if self._ended is not None:
                 raise self._ended

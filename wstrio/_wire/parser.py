@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from .._conn.closecodes import is_sendable
+from .deflate import Inflater
 from .frames import (
     MAX_CONTROL_PAYLOAD,
     OP_BINARY,
@@ -67,14 +68,18 @@ class Parser:
     """Parses one direction of a connection; ``client`` says which side reads it."""
 
     __slots__ = (
-        "_buffer", "_decoder", "_fin", "_first", "_mask", "_masked", "_max", "_message",
-        "_offset", "_opcode", "_opcode_done", "_parts", "_remaining", "_size", "closed",
-        "events", "failure",
+        "_buffer", "_compressed", "_decoder", "_fin", "_first", "_inflater", "_mask", "_masked",
+        "_max", "_message", "_offset", "_opcode", "_opcode_done", "_parts", "_remaining",
+        "_size", "closed", "events", "failure",
     )  # fmt: skip
 
-    def __init__(self, *, client: bool, max_message_size: int) -> None:
+    def __init__(
+        self, *, client: bool, max_message_size: int, inflater: Inflater | None = None
+    ) -> None:
         self._masked = not client  # a server reads masked frames, a client unmasked ones
         self._max = max_message_size
+        self._inflater = inflater  # permessage-deflate was agreed: RSV1 marks compressed messages
+        self._compressed = False  # the message being assembled is compressed
         self._buffer = bytearray()
         self.events: list[Event] = []
         self.failure: Failure | None = None
@@ -177,7 +182,9 @@ class Parser:
     ) -> tuple[int, str] | None:
         """The close code and reason a frame header breaks a rule with, or None (5.2-5.5)."""
         if first & 0x70:
-            return 1002, "reserved bits set without an extension"
+            starts_message = opcode in (OP_TEXT, OP_BINARY)
+            if first & 0x30 or self._inflater is None or not starts_message:
+                return 1002, "reserved bits set without an extension"
         if bool(second & 0x80) is not self._masked:
             return 1002, "frames from a client are masked, from a server not (5.1)"
         if opcode in (OP_CLOSE, OP_PING, OP_PONG):
@@ -191,12 +198,13 @@ class Parser:
             if self._message is not None:
                 return 1002, "a new message before the last one ended"
             self._size = 0
+            self._compressed = bool(first & 0x40)
         else:
             return 1002, f"reserved opcode {opcode:#x}"
         if length >> 63:
             return 1002, "payload length with the most significant bit set"
-        if self._size + length > self._max:
-            return 1009, f"message larger than {self._max} bytes"
+        if not self._compressed and self._size + length > self._max:
+            return 1009, f"message larger than {self._max} bytes"  # inflating is bounded apart
         return None
 
     def _unmask(self, payload: bytes) -> bytes:
@@ -214,7 +222,7 @@ class Parser:
         first, self._first = self._first, False
         if first and opcode != OP_CONTINUATION:
             self._message = opcode
-            if opcode == OP_TEXT and last and not self._parts:  # a whole text message
+            if opcode == OP_TEXT and last and not self._compressed:  # a whole text message
                 try:
                     self.events.append(chunk.decode("utf-8"))
                 except UnicodeDecodeError:
@@ -222,6 +230,16 @@ class Parser:
                 self._message = None
                 return
             self._decoder = _utf8() if opcode == OP_TEXT else None
+        if not self._compressed:
+            self._piece(chunk, last=last)
+            return
+        pieces = self._inflate(chunk, last=last)
+        if pieces is not None:
+            for n, piece in enumerate(pieces, 1):
+                self._piece(piece, last=last and n == len(pieces))
+
+    def _piece(self, chunk: bytes, *, last: bool) -> None:
+        """Add (inflated) message bytes; ``last`` if they end the message."""
         self._size += len(chunk)
         if self._decoder is not None:
             try:
@@ -240,6 +258,18 @@ class Parser:
                 self.events.append(("" if self._decoder is not None else b"").join(parts))
             self._message = None
             self._decoder = None
+
+    def _inflate(self, chunk: bytes, *, last: bool) -> list[bytes] | None:
+        """A compressed piece inflated, never past the message limit (RFC 7692 7.2.2)."""
+        assert self._inflater is not None
+        try:
+            inflated = self._inflater.inflate(chunk, self._max, last=last)
+        except ValueError:
+            self._fail(1007, "invalid compressed data")
+            return None
+        if inflated is None:
+            self._fail(1009, f"message larger than {self._max} bytes")
+        return inflated
 
     def _control(self, opcode: int, payload: bytes) -> None:
         if opcode != OP_CLOSE:
