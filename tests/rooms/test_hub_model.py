@@ -22,6 +22,7 @@ from hypothesis.stateful import (
 
 import wstrio
 from wstrio import Ending
+from wstrio._conn.outbox import unwrap
 from wstrio._conn.supervisor import Supervisor
 
 OUTBOX = 3
@@ -146,7 +147,7 @@ class HubMachine(RuleBasedStateMachine):
             except trio.WouldBlock:
                 break
             self.sessions[i].outbox.top_up()  # as the writer does after each message it takes
-            self.delivered[i].append(message)  # type: ignore[arg-type]
+            self.delivered[i].append(unwrap(message))  # type: ignore[arg-type]
             self.expected[i].append(self.queued[i].pop(0))
 
     @precondition(lambda self: self.sessions)

@@ -14,7 +14,8 @@ import attrs
 import trio
 
 from wstrio._conn.closecodes import Ending
-from wstrio._conn.transport import ConnectionInfo, Message, TransportClosed
+from wstrio._conn.outbox import unwrap
+from wstrio._conn.transport import ConnectionInfo, Message, Outgoing, TransportClosed
 
 
 @attrs.frozen
@@ -101,11 +102,11 @@ class FakeTransport:
         self.received.append(message)
         self.wire.append(message)
 
-    async def send_many(self, messages: Sequence[Message]) -> None:
+    async def send_many(self, messages: Sequence[Outgoing]) -> None:
         if not messages:
             await trio.lowlevel.checkpoint()
         for message in messages:
-            await self.send(message)
+            await self.send(unwrap(message))
 
     def set_writer_wakeup(self, wake: Callable[[], None]) -> None:
         pass  # this engine writes no control frame of its own

@@ -146,7 +146,7 @@ class Config:
     #: zlib's compression level (0-9): CPU against bytes on the wire.
     compression_level: int = attrs.field(default=6, validator=_between(0, 9))
     #: Messages shorter than this many bytes are sent uncompressed (allowed per message).
-    compression_threshold: int = attrs.field(default=128, validator=_size_or_zero)
+    compression_threshold: int = attrs.field(default=64, validator=_size_or_zero)
     #: False: compress each message on its own (``server_no_context_takeover`` on a
     #: server), so one compressed frame can be shared by every member of a room.
     compression_context_takeover: bool = attrs.field(

@@ -19,14 +19,19 @@ from collections.abc import Callable
 import trio
 
 from .stats import SessionCounters
-from .transport import Message
+from .transport import Outgoing, Prepared
 
 
-def payload_size(message: Message) -> int:
-    """Bytes the message occupies on the wire, before framing."""
+def payload_size(message: Outgoing) -> int:
+    """Bytes the message occupies on the wire, before framing (UTF-8 for text)."""
     if isinstance(message, str) and not message.isascii():  # isascii() is O(1)
         return len(message.encode("utf-8"))
     return len(message)
+
+
+def unwrap(item: Outgoing) -> str | bytes:
+    """The message itself, prepared or not."""
+    return item.message if isinstance(item, Prepared) else item
 
 
 class Outbox:
@@ -35,12 +40,12 @@ class Outbox:
     __slots__ = ("backlog", "backlog_bytes", "backlog_limit", "receive", "send")
 
     def __init__(self, size: int, backlog_limit: int) -> None:
-        self.send, self.receive = trio.open_memory_channel[Message](size)
-        self.backlog: deque[Message] = deque()
+        self.send, self.receive = trio.open_memory_channel[Outgoing](size)
+        self.backlog: deque[Outgoing] = deque()
         self.backlog_bytes = 0
         self.backlog_limit = backlog_limit
 
-    def to_backlog(self, message: Message, size: int) -> bool:
+    def to_backlog(self, message: Outgoing, size: int) -> bool:
         """Queue a broadcast beyond the full outbox; False if the backlog has no room."""
         if self.backlog_bytes + size > self.backlog_limit:
             return False
@@ -48,7 +53,7 @@ class Outbox:
         self.backlog_bytes += size
         return True
 
-    def pop_backlog(self) -> Message:
+    def pop_backlog(self) -> Outgoing:
         """The oldest backlogged message, removed."""
         message = self.backlog.popleft()
         self.backlog_bytes -= payload_size(message)

@@ -19,6 +19,38 @@ from .headers import Headers
 Message = str | bytes
 
 
+class Prepared:
+    """One message for many connections, encoded once (gorilla's ``PreparedMessage``): its
+    UTF-8 payload, and the frames built from it, cached by variant (plain, or compressed
+    with given settings), so every member of a room gets the same bytes."""
+
+    __slots__ = ("_frames", "message", "payload")
+
+    def __init__(self, message: Message) -> None:
+        self.message = message
+        self.payload = message.encode("utf-8") if isinstance(message, str) else message
+        self._frames: dict[object, bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self.payload)
+
+    @property
+    def encodings(self) -> int:
+        """How many different frames were built for it so far."""
+        return len(self._frames)
+
+    def frame(self, variant: object, build: Callable[[Prepared], bytes]) -> bytes:
+        """The frame for ``variant``, built by ``build(self)`` the first time it is asked for."""
+        frame = self._frames.get(variant)
+        if frame is None:
+            frame = self._frames[variant] = build(self)
+        return frame
+
+
+#: What an outbox holds: a session's own messages, and rooms' prepared ones.
+Outgoing = Message | Prepared
+
+
 class TransportClosed(Exception):
     """Raised by a transport when the connection can carry no more messages.
 
@@ -59,7 +91,7 @@ class Transport(Protocol):
         """Write one message; raises TransportClosed."""
         ...
 
-    async def send_many(self, messages: Sequence[Message]) -> None:
+    async def send_many(self, messages: Sequence[Outgoing]) -> None:
         """Write ``messages`` in order, as one write where the engine can, with any control
         frames (pongs, pings) that wait; ``messages`` may be empty. Raises TransportClosed."""
         ...

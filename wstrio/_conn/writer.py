@@ -17,7 +17,7 @@ import trio
 
 from .outbox import Outbox, payload_size
 from .stats import SessionCounters
-from .transport import Message, Transport, TransportClosed
+from .transport import Outgoing, Transport, TransportClosed
 
 #: At most this many queued messages, or about this many bytes, go out in one write.
 BATCH_MESSAGES = 64
@@ -45,7 +45,7 @@ class Writer:
         """Write until the outbox is closed and drained; how the wire ended, if it did.
 
         ``in_send`` set on return means a write timed out."""
-        held: list[Message] | None = None
+        held: list[Outgoing] | None = None
         try:
             with self.scope:
                 try:
@@ -69,8 +69,8 @@ class Writer:
             self._idle.cancel()
 
     async def _send_until_stale(
-        self, write_scope: trio.CancelScope, held: list[Message] | None
-    ) -> list[Message]:
+        self, write_scope: trio.CancelScope, held: list[Outgoing] | None
+    ) -> list[Outgoing]:
         """Take and send batches, each with a fresh deadline on ``write_scope``; return the
         batch just taken once the scope is spent (its deadline passed while idle)."""
         while True:
@@ -81,7 +81,7 @@ class Writer:
             write_scope.deadline = trio.current_time() + self._timeout
             await self._send_batch(batch)
 
-    async def _next_batch(self) -> list[Message]:
+    async def _next_batch(self) -> list[Outgoing]:
         """What the outbox holds, up to a batch; waits for a message or a wake-up."""
         receive = self._outbox.receive
         try:
@@ -100,7 +100,7 @@ class Writer:
             self._outbox.top_up()
         return batch
 
-    async def _wait_for_message(self) -> list[Message]:
+    async def _wait_for_message(self) -> list[Outgoing]:
         """The next message, or none if :meth:`wake` is (or was) called."""
         if not self._woken:
             with trio.CancelScope() as self._idle:
@@ -111,7 +111,7 @@ class Writer:
         self._woken = False
         return []
 
-    async def _send_batch(self, batch: list[Message]) -> None:
+    async def _send_batch(self, batch: list[Outgoing]) -> None:
         """Write a batch and count it; ``in_send`` stays set if the write is cut short."""
         self.in_send = True
         await self._transport.send_many(batch)

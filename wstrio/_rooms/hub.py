@@ -2,7 +2,9 @@
 
 Theory of operation
 -------------------
-A broadcast puts the message into each member's bounded outbox with a
+A broadcast encodes the message once (:class:`Prepared`: its UTF-8 payload,
+and frames built once per variant and shared by every member whose connection
+sends the same bytes) and puts it into each member's bounded outbox with a
 non-blocking put; that member's writer task sends it when the peer reads.
 Nothing here awaits, so a member that stops reading cannot delay anyone else.
 
@@ -39,9 +41,9 @@ import attrs
 import trio
 
 from .._conn.errors import ConnectionClosed
-from .._conn.outbox import Mailbox, payload_size
+from .._conn.outbox import Mailbox
 from .._conn.session import Session, check_message, mailbox_of
-from .._conn.transport import Message
+from .._conn.transport import Message, Prepared
 
 SlowConsumerPolicy = Literal["close", "drop_newest", "drop_oldest"]
 POLICIES: tuple[str, ...] = get_args(SlowConsumerPolicy)
@@ -150,11 +152,11 @@ class Room:
         Returns how many members it was queued for. Members whose outbox is
         full and whose backlog is spent get the room's slow-consumer policy.
         """
-        delivered = self._deliver(check_message(message), _exclusion(exclude))
+        delivered = self._deliver(Prepared(check_message(message)), _exclusion(exclude))
         self.hub._counts.broadcasts += 1
         return delivered
 
-    def _deliver(self, message: Message, skip: Collection[Session]) -> int:
+    def _deliver(self, message: Prepared, skip: Collection[Session]) -> int:
         """Queue ``message`` for every member not in ``skip``; count one broadcast of the room."""
         full: list[Mailbox] = []
         delivered = 0
@@ -167,7 +169,7 @@ class Room:
             except trio.WouldBlock:
                 full.append(mailbox)
         if full:
-            size = payload_size(message)
+            size = len(message)  # the UTF-8 payload, measured once
             for mailbox in full:
                 delivered += self._when_full(mailbox, message, size)
         self._counts.broadcasts += 1
@@ -175,7 +177,7 @@ class Room:
         self.hub._counts.deliveries += delivered
         return delivered
 
-    def _when_full(self, mailbox: Mailbox, message: Message, size: int) -> int:
+    def _when_full(self, mailbox: Mailbox, message: Prepared, size: int) -> int:
         """A member's outbox is full: backlog, or apply the policy; 1 if ``message`` was queued."""
         outbox = mailbox.outbox
         if outbox.to_backlog(message, size):
@@ -250,11 +252,11 @@ class Hub:
         self, message: Message, *, exclude: Session | Iterable[Session] | None = None
     ) -> int:
         """Queue ``message`` once for every session in any room; never waits."""
-        message = check_message(message)
+        prepared = Prepared(check_message(message))
         seen = set(_exclusion(exclude))
         delivered = 0
         for room in list(self._rooms.values()):
-            delivered += room._deliver(message, seen)
+            delivered += room._deliver(prepared, seen)
             seen.update(room._members)
         self._counts.broadcasts += 1
         return delivered

@@ -26,6 +26,8 @@ import zlib
 import attrs
 
 from .._conn.config import Config
+from .._conn.transport import Prepared
+from .frames import encode
 
 NAME = "permessage-deflate"
 _TAIL = b"\x00\x00\xff\xff"
@@ -249,21 +251,29 @@ class Deflater:
     """Compresses the messages one side sends (``bits``: its window; ``fresh``: no context
     is kept between messages)."""
 
-    __slots__ = ("_bits", "_fresh", "_level", "_memory", "_zlib")
+    __slots__ = ("_bits", "_level", "_memory", "_zlib", "fresh", "variant")
 
     def __init__(self, bits: int, *, fresh: bool, level: int, memory_level: int) -> None:
         self._bits = max(bits, 9)  # zlib cannot write a raw 8-bit window; 9 fits in it
-        self._fresh = fresh
+        self.fresh = fresh
         self._level = level
         self._memory = memory_level
         self._zlib: zlib._Compress | None = None
+        #: Which frames this compressor shares with others like it (when ``fresh``).
+        self.variant = ("deflate", self._bits, level, memory_level)
+
+    def frame(self, prepared: Prepared) -> bytes:
+        """A server's compressed frame for ``prepared``, from a fresh compressor: the same
+        bytes for every connection with this ``variant``."""
+        opcode = 0x1 if isinstance(prepared.message, str) else 0x2
+        return encode(opcode, self.compress(prepared.payload), rsv1=True)
 
     def compress(self, payload: bytes) -> bytes:
         """One message's compressed payload, without its 00 00 FF FF tail (RFC 7692 7.2.1)."""
         compressor = self._zlib
         if compressor is None:
             compressor = zlib.compressobj(self._level, zlib.DEFLATED, -self._bits, self._memory)
-            if not self._fresh:
+            if not self.fresh:
                 self._zlib = compressor  # kept: the next message refers back to this one
         data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
         return data[:-4] if data.endswith(_TAIL) else data

@@ -33,7 +33,7 @@ import trio
 
 from .._conn.closecodes import Ending
 from .._conn.config import Config
-from .._conn.transport import ConnectionInfo, Message, TransportClosed
+from .._conn.transport import ConnectionInfo, Message, Outgoing, Prepared, TransportClosed
 from .deflate import Agreement, Deflater, codecs_for, settings_of
 from .frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, close_payload, encode
 from .parser import CloseFrame, Control, Parser
@@ -167,20 +167,12 @@ class NativeTransport:
     async def send(self, message: Message) -> None:
         await self.send_many((message,))
 
-    async def send_many(self, messages: Sequence[Message]) -> None:
+    async def send_many(self, messages: Sequence[Outgoing]) -> None:
         out = self._control
         self._control = []
         if messages and self._ended is None and not self._close_sent:
-            client, deflater, threshold = self._client, self._deflater, self._threshold
             for message in messages:
-                if isinstance(message, str):
-                    opcode, payload = OP_TEXT, message.encode("utf-8")
-                else:
-                    opcode, payload = OP_BINARY, message
-                if deflater is not None and len(payload) >= threshold:
-                    out.append(encode(opcode, deflater.compress(payload), mask=client, rsv1=True))
-                else:
-                    out.append(encode(opcode, payload, mask=client))
+                out.append(self._encode(message))
         if not out:
             if self._ended is not None:
                 raise self._ended
@@ -193,6 +185,29 @@ class NativeTransport:
             raise self._ended from None
         if self._echoed is not None:
             self._echoed.set()
+
+    def _encode(self, message: Outgoing) -> bytes:
+        """The frame for one message: a prepared message's shared frame where the bytes are
+        the same for every peer (a server's unmasked frames, compressed without context)."""
+        deflater = self._deflater
+        compress = deflater is not None and len(message) >= self._threshold
+        if isinstance(message, Prepared) and not self._client:
+            if not compress:
+                return message.frame(_PLAIN, _plain_frame)
+            assert deflater is not None
+            if deflater.fresh:
+                return message.frame(deflater.variant, deflater.frame)
+            payload, opcode = message.payload, _opcode_of(message.message)
+        elif isinstance(message, Prepared):
+            payload, opcode = message.payload, _opcode_of(message.message)
+        elif isinstance(message, str):
+            payload, opcode = message.encode("utf-8"), OP_TEXT
+        else:
+            payload, opcode = message, OP_BINARY
+        if compress:
+            assert deflater is not None
+            return encode(opcode, deflater.compress(payload), mask=self._client, rsv1=True)
+        return encode(opcode, payload, mask=self._client)
 
     async def ping(self) -> None:
         if self._ended is not None or self._close_sent:
@@ -242,3 +257,14 @@ class NativeTransport:
 
 def _nothing() -> None:
     pass
+
+
+_PLAIN = "plain"
+
+
+def _opcode_of(message: Message) -> int:
+    return OP_TEXT if isinstance(message, str) else OP_BINARY
+
+
+def _plain_frame(prepared: Prepared) -> bytes:
+    return encode(_opcode_of(prepared.message), prepared.payload)

@@ -27,7 +27,7 @@ from .._conn.closecodes import Ending
 from .._conn.config import Config
 from .._conn.errors import HandshakeRejected
 from .._conn.headers import Headers
-from .._conn.transport import ConnectionInfo, Message, TransportClosed
+from .._conn.transport import ConnectionInfo, Message, Outgoing, Prepared, TransportClosed
 from .frames import close_frame
 from .streams import peer_address
 
@@ -171,9 +171,9 @@ class EngineTransport:
         except trio_websocket.ConnectionClosed as exc:
             raise closed_from_engine(exc) from None
 
-    async def send_many(self, messages: Sequence[Message]) -> None:
+    async def send_many(self, messages: Sequence[Outgoing]) -> None:
         for message in messages:  # trio-websocket writes each message under its own lock
-            await self.send(message)
+            await self.send(message.message if isinstance(message, Prepared) else message)
 
     def set_writer_wakeup(self, wake: Callable[[], None]) -> None:
         pass  # trio-websocket writes its control frames itself
