@@ -97,7 +97,9 @@ def test_client_refuses_an_answer_beyond_its_offer(answer: str, problem: str) ->
 def test_client_offer_is_accepted_by_our_server_as_offered() -> None:
     """Our client's offer leaves the server room to limit the client's window."""
     assert client_offer(OURS) == (
-        "permessage-deflate; client_max_window_bits; server_max_window_bits=12"
+        "permessage-deflate; client_max_window_bits; server_max_window_bits=12, "
+        "permessage-deflate; client_max_window_bits; server_max_window_bits=12; "
+        "client_no_context_takeover"
     )
     agreed = offer(client_offer(OURS))
     assert agreed == Agreement(12, 12)

@@ -190,14 +190,15 @@ def accept_offer(offers: list[tuple[str, Params]], settings: Settings) -> Agreem
 
 
 def client_offer(settings: Settings) -> str:
-    """The offer a client sends: our window as the server's limit, and room for the server to
-    limit ours (``client_max_window_bits`` without a value)."""
+    """The offers a client sends, preferred first: our window as the server's limit, room for
+    the server to limit ours (``client_max_window_bits`` without a value); then the same
+    with ``client_no_context_takeover``, for a server that only takes that (RFC 7692 5.1)."""
     parts = [NAME, "client_max_window_bits"]
     if settings.window_bits < 15:
         parts.append(f"server_max_window_bits={settings.window_bits}")
     if not settings.context_takeover:
-        parts.append("client_no_context_takeover")
-    return "; ".join(parts)
+        return "; ".join([*parts, "client_no_context_takeover"])
+    return f"{'; '.join(parts)}, {'; '.join([*parts, 'client_no_context_takeover'])}"
 
 
 def accept_response(extensions: list[tuple[str, Params]], settings: Settings) -> Agreement:
