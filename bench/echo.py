@@ -1,63 +1,29 @@
-"""Server CPU cost per echo message: wstrio versus bare trio-websocket.
+"""Server CPU cost per echo message: wstrio against its earlier self and the baselines.
 
-``python -m bench.echo [--quick]`` from the repository root: servers from
-bench/servers/echo.py, load from bench/go/cmd/loadgen; bench/README.md has the method.
+``python -m bench.echo [--before-tree PATH] [--quick]`` from the repository root:
+servers from bench/servers/echo.py (wstrio's two engines, the wstrio of another
+tree, bare trio-websocket, raw Trio TCP), load from bench/go/cmd/loadgen, tables
+from bench/echo_report.py; bench/README.md has the method.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
-import statistics
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import trio_websocket
+from bench import echo_report, harness
+from bench.echo_report import Measurement, Workload
+from bench.harness import BenchError
 
-import wstrio
-from bench import harness
-from bench.harness import BenchError, size_name
-
-SERVERS = ("wstrio", "bare")
-#: wstrio / bare at most this much CPU per message (message size: target).
-TARGETS = {16: 1.25, 65536: 1.0}
-
-
-@dataclass(frozen=True)
-class Workload:
-    connections: int
-    size: int
-
-    @property
-    def name(self) -> str:
-        return f"{size_name(self.size)}, {self.connections} conn" + "s" * (self.connections > 1)
-
-
-WORKLOADS = tuple(Workload(c, s) for c in (1, 50) for s in (16, 1024, 65536))
-
-
-@dataclass(frozen=True)
-class Measurement(harness.Window):
-    connections: int
-    size: int
-    messages: int
-
-    @property
-    def us_per_message(self) -> float:
-        return 1e6 * self.server_cpu_seconds / self.messages
-
-    @property
-    def messages_per_second(self) -> float:
-        return self.messages / self.seconds
-
-    @property
-    def workload(self) -> Workload:
-        return Workload(self.connections, self.size)
-
-    def as_json(self, *computed: str) -> dict[str, Any]:
-        return super().as_json("us_per_message", "messages_per_second", *computed)
+MODULE = "bench.servers.echo"
+#: Every server kind, in the order of the tables (``before`` only with --before-tree).
+SERVERS = ("wstrio", "wstrio-tws", "before", "bare", "raw")
+WORKLOADS = (
+    *(Workload(1, size) for size in (16, 1024, 65536)),
+    *(Workload(50, size) for size in (64, 1024, 65536)),
+)
 
 
 def measure(
@@ -90,109 +56,51 @@ def measure(
 
 def report_progress(m: Measurement) -> None:
     print(
-        f"  {m.workload.name:<16} {m.server:<6} #{m.repeat}: "
+        f"  {m.workload.name:<16} {m.server:<10} #{m.repeat}: "
         f"{m.us_per_message:8.1f} us/msg {m.messages_per_second:9.0f} msg/s"
         f"  {m.cpu_use()}",
         file=sys.stderr,
     )
 
 
-def summarize(measurements: list[Measurement]) -> list[dict[str, Any]]:
-    """Per workload: medians per server, ratio of medians, per-repeat ratios, target."""
-    rows = []
-    for workload in WORKLOADS:
-        runs = {
-            k: [m for m in measurements if (m.workload, m.server) == (workload, k)] for k in SERVERS
-        }
-        cost = {k: statistics.median(m.us_per_message for m in runs[k]) for k in SERVERS}
-        rate = {k: statistics.median(m.messages_per_second for m in runs[k]) for k in SERVERS}
-        paired = harness.paired_ratios(runs["wstrio"], runs["bare"], lambda m: m.us_per_message)
-        ratio = cost["wstrio"] / cost["bare"]
-        target = TARGETS.get(workload.size)
-        rows.append(
-            {
-                "workload": workload.name,
-                "connections": workload.connections,
-                "size": workload.size,
-                "wstrio_us_per_message": cost["wstrio"],
-                "bare_us_per_message": cost["bare"],
-                "ratio": ratio,
-                "paired_ratios": paired,
-                "paired_ratio_median": statistics.median(paired),
-                "wstrio_messages_per_second": rate["wstrio"],
-                "bare_messages_per_second": rate["bare"],
-                "target_ratio": target,
-                "target_met": None if target is None else ratio <= target,
-                **harness.extremes(runs["wstrio"] + runs["bare"]),
-            }
-        )
-    return rows
+def server_options(kind: str, args: argparse.Namespace) -> list[str]:
+    """Command-line options of one echo server (shared with bench/connections.py)."""
+    options = []
+    if kind == "before":
+        options.append(f"--before-tree={args.before_tree}")
+    if kind == "bare" and getattr(args, "bare_receive_buffer_size", None) is not None:
+        options.append(f"--receive-buffer-size={args.bare_receive_buffer_size}")
+    return options
 
 
-def receive_buffers(args: argparse.Namespace) -> dict[str, int]:
-    """Bytes per socket read of each server, as configured for this run."""
-    default = inspect.signature(trio_websocket.serve_websocket).parameters["receive_buffer_size"]
-    return {
-        "wstrio": wstrio.Config().receive_buffer_size,
-        "bare": args.bare_receive_buffer_size or default.default,
-    }
-
-
-def markdown(rows: list[dict[str, Any]], buffers: dict[str, int]) -> str:
-    header = ["Workload", "wstrio µs/msg", "bare µs/msg", "wstrio / bare (per-repeat range)"]
-    header += ["wstrio msg/s", "bare msg/s", "Target"]
-    cells = []
-    for row in rows:
-        paired = row["paired_ratios"]
-        spread = f" ({min(paired):.2f}-{max(paired):.2f})" if len(paired) > 1 else ""
-        target = row["target_ratio"]
-        verdict = "—"
-        if target is not None:
-            verdict = f"≤ {target:.2f}: {'met' if row['target_met'] else 'NOT met'}"
-        cells.append(
-            [
-                row["workload"],
-                f"{row['wstrio_us_per_message']:.1f}",
-                f"{row['bare_us_per_message']:.1f}",
-                f"{row['ratio']:.2f}{spread}",
-                f"{row['wstrio_messages_per_second']:,.0f}",
-                f"{row['bare_messages_per_second']:,.0f}",
-                verdict,
-            ]
-        )
-    lines = harness.table(header, ["---", *["---:"] * 5, "---"], cells)
-    loadgen = max(row["loadgen_cpu_share_max"] for row in rows)
-    others0 = max(row["cpu0_other_share_max"] for row in rows)
-    others1 = max(row["cpu1_other_share_max"] for row in rows)
-    lines.append("")
-    lines.append(
-        f"Receive buffer: wstrio {buffers['wstrio']} B, bare {buffers['bare']} B. "
-        f"Load generator CPU use (CPU 1) at most {loadgen:.0%}. Other work, at most: "
-        f"{others0:.0%} of CPU 0 (the servers'), {others1:.0%} of CPU 1 (the load generator's)."
-    )
-    return "\n".join(lines)
+def before_source(tree: Path | None) -> dict[str, Any] | None:
+    return None if tree is None else harness.wstrio_source(tree / "wstrio")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every workload, ``repeats`` times against each server; the JSON of the run."""
     date, source = harness.now(), harness.wstrio_source()  # before the servers import it
     loadgen = harness.build_go("loadgen")
-    servers: dict[str, tuple[Path, list[str]]]
-    servers = {kind: (harness.RESULTS / f"server-{kind}.log", []) for kind in SERVERS}
-    if args.bare_receive_buffer_size is not None:
-        servers["bare"][1].append(f"--receive-buffer-size={args.bare_receive_buffer_size}")
+    servers = {
+        kind: (harness.RESULTS / f"server-{kind}.log", server_options(kind, args))
+        for kind in args.servers
+    }
     measurements, nice = harness.run_repeats(
-        "bench.servers.echo",
+        MODULE,
         servers,
-        WORKLOADS,
+        args.workloads,
         args.repeats,
         lambda server, workload, repeat: measure(loadgen, server, workload, repeat, args),
         lambda workload: workload.name,
         report_progress,
     )
-    rows = summarize(measurements)
-    buffers = receive_buffers(args)
-    table = markdown(rows, buffers)
+    rows = echo_report.summarize(measurements, args.workloads, args.servers)
+    buffers = echo_report.receive_buffers(
+        args.servers, args.bare_receive_buffer_size, args.before_tree
+    )
+    table = echo_report.markdown(rows, args.servers, buffers)
+    described = harness.machine("h11")
+    table += "\n\n" + harness.machine_line(described)
     print(table)
     return {
         "date": date,
@@ -200,18 +108,50 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "duration": args.duration,
             "warmup": args.warmup,
             "repeats": args.repeats,
+            "servers": list(args.servers),
             "server_cpu": harness.SERVER_CPU,
             "loadgen_cpu": harness.LOADGEN_CPU,
             "nice": nice,
-            "bare_receive_buffer_size": buffers["bare"],
-            "wstrio_receive_buffer_size": buffers["wstrio"],
+            "receive_buffer_sizes": buffers,
+            "before_tree": None if args.before_tree is None else str(args.before_tree),
         },
-        "machine": harness.machine(),
+        "machine": described,
         "wstrio_source": source,
+        "before_source": before_source(args.before_tree),
         "summary": rows,
         "measurements": [m.as_json() for m in measurements],
         "table": table,
     }
+
+
+def parse_servers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--servers`` (default: all; ``before`` only with ``--before-tree``) into a tuple."""
+    wanted = SERVERS if args.servers is None else tuple(args.servers.split(","))
+    if unknown := set(wanted) - set(SERVERS):
+        parser.error(f"unknown servers: {', '.join(sorted(unknown))}; known: {', '.join(SERVERS)}")
+    if args.before_tree is not None and not (args.before_tree / "wstrio").is_dir():
+        parser.error(f"--before-tree: no wstrio/ in {args.before_tree}")
+    if args.before_tree is None:
+        if args.servers is not None and "before" in wanted:
+            parser.error("server before needs --before-tree PATH")
+        wanted = tuple(kind for kind in wanted if kind != "before")
+    args.servers = tuple(kind for kind in SERVERS if kind in wanted)
+    if "wstrio" not in args.servers:
+        parser.error("--servers must include wstrio")
+
+
+def parse_workloads(parser: argparse.ArgumentParser, text: str | None) -> tuple[Workload, ...]:
+    """``--workloads 1x16,50x64``: connections x bytes, comma-separated."""
+    if text is None:
+        return WORKLOADS
+    try:
+        pairs = [item.split("x") for item in text.split(",")]
+        workloads = tuple(Workload(int(conns), int(size)) for conns, size in pairs)
+    except ValueError:
+        parser.error(f"--workloads: expected CONNSxBYTES[,...], got {text!r}")
+    if any(w.connections < 1 or w.size < 1 for w in workloads):
+        parser.error("--workloads: connections and sizes must be positive")
+    return workloads
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -221,6 +161,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="runs per workload and server")
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 1 s windows, 0.3 s warm-up, 1 repeat"
+    )
+    parser.add_argument(
+        "--before-tree",
+        type=Path,
+        metavar="PATH",
+        help="run server 'before': the wstrio/ package in PATH (e.g. a git worktree)",
+    )
+    parser.add_argument(
+        "--servers", metavar="KINDS", help=f"comma-separated subset of {','.join(SERVERS)}"
+    )
+    parser.add_argument(
+        "--workloads",
+        metavar="LIST",
+        help="CONNSxBYTES, comma-separated (default 1x16,1x1024,1x65536,50x64,50x1024,50x65536)",
     )
     parser.add_argument(
         "--bare-receive-buffer-size",
@@ -235,6 +189,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.duration, args.warmup, args.repeats = 1.0, 0.3, 1
     if args.duration <= 0 or args.warmup < 0 or args.repeats < 1:
         parser.error("need --duration > 0, --warmup >= 0 and --repeats >= 1")
+    parse_servers(parser, args)
+    args.workloads = parse_workloads(parser, args.workloads)
     return args
 
 

@@ -348,9 +348,10 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def wstrio_source() -> dict[str, Any]:
-    """Which wstrio was measured: git commit, uncommitted changes, hash of its sources."""
-    package = Path(wstrio.__file__).parent
+def wstrio_source(package: Path | None = None) -> dict[str, Any]:
+    """Which wstrio was measured (this one, or the package directory ``package``):
+    git commit, uncommitted changes, hash of its sources."""
+    package = Path(wstrio.__file__).parent if package is None else package.resolve()
     digest = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
         digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
@@ -364,6 +365,15 @@ def wstrio_source() -> dict[str, Any]:
         "uncommitted_changes": bool(git("status", "--porcelain", "--", package.name)),
         "sha256": digest.hexdigest(),
     }
+
+
+def machine_line(described: dict[str, Any]) -> str:
+    """One line of :func:`machine`'s description, for a table's caption."""
+    versions = ", ".join(f"{name} {version}" for name, version in described["packages"].items())
+    return (
+        f"Machine: {described['cpus']} CPUs ({described['cpu']}), Linux {described['kernel']},"
+        f" Python {described['python']}, {described['go'] or 'no Go'}; {versions}."
+    )
 
 
 def machine(*packages: str) -> dict[str, Any]:

@@ -254,3 +254,10 @@ async def test_max_message_size_counts_utf8_bytes_of_text(site: Site) -> None:
             while peer.close_rcvd is None and peer.state is OPEN:
                 peer.receive_data(await stream.receive_some(65536))
     assert peer.close_rcvd is not None and peer.close_rcvd.code == 1009
+
+
+async def test_http_1_0_upgrade_is_400(site: Site) -> None:
+    """RFC 6455 4.1: the handshake is HTTP/1.1; an HTTP/1.0 upgrade gets 400, not a 101."""
+    request = upgrade().replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+    response = await site.exchange(request)
+    assert status(response) == 400

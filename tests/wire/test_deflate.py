@@ -173,3 +173,29 @@ def test_compressed_control_or_continuation_frames_are_refused() -> None:
     plain = Parser(client=False, max_message_size=2**20)
     plain.feed(encode(OP_TEXT, b"x", mask=True, rsv1=True))  # no extension agreed
     assert plain.failure is not None and plain.failure.code == 1002
+
+
+def test_a_message_ended_by_a_final_block_does_not_empty_the_next() -> None:
+    """RFC 7692 7.2.3.4 lets a sender end a message with BFINAL=1: the next still inflates."""
+    agreement = Agreement(15, 15)
+    _, inflater = codecs_for(agreement, OURS, client=False)
+    parser = Parser(client=False, max_message_size=2**20, inflater=inflater)
+    for text in ("hello hello hello", "and again"):
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        payload = compressor.compress(text.encode()) + compressor.flush(zlib.Z_FINISH)
+        parser.feed(encode(OP_TEXT, payload, mask=True, rsv1=True))
+    assert parser.failure is None and parser.take() == ["hello hello hello", "and again"]
+
+
+@pytest.mark.parametrize("bits", ["1\u00b2", "9\u0663", "+9"])
+def test_window_bits_must_be_ascii_digits(bits: str) -> None:
+    """A hostile answer with look-alike digits is an ExtensionError, never a crash."""
+    with pytest.raises(ExtensionError):
+        answer = parse_extensions([f"permessage-deflate; server_max_window_bits={bits}"])
+        accept_response(answer, OURS)
+
+
+def test_the_client_keeps_its_configured_window_when_the_server_sets_none() -> None:
+    """A client may compress with a smaller window than agreed: ours stays at the setting."""
+    answer = parse_extensions(["permessage-deflate; server_max_window_bits=12"])
+    assert accept_response(answer, OURS).client_max_window_bits == 12

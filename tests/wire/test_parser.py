@@ -161,3 +161,22 @@ def test_a_client_reads_unmasked_frames_and_refuses_masked_ones() -> None:
     """The client side wants what a server sends: unmasked frames (RFC 6455 5.1)."""
     assert parse(frame(Opcode.TEXT, b"hi", mask=False), client=True).take() == ["hi"]
     assert parse(frame(Opcode.TEXT, b"hi"), client=True).failure is not None
+
+
+def test_empty_fragments_cost_nothing() -> None:
+    """Endless empty continuation frames add nothing to hold: memory stays with the bytes."""
+    parser = Parser(client=False, max_message_size=1024)
+    parser.feed(frame(Opcode.BINARY, b"x", fin=False))
+    for _ in range(20000):
+        parser.feed(frame(Opcode.CONT, b"", fin=False))
+    parser.feed(frame(Opcode.CONT, b"y"))
+    assert parser.failure is None and parser.take() == [b"xy"]
+
+
+def test_one_byte_fragments_reassemble_within_the_limit() -> None:
+    """A message in 1-byte fragments counts bytes, not fragments, against the limit."""
+    data = b"".join(
+        frame(Opcode.TEXT if i == 0 else Opcode.CONT, b"a", fin=i == 999) for i in range(1000)
+    )
+    assert parse(data, limit=1000).take() == ["a" * 1000]
+    assert parse(data, limit=999).failure == Failure(1009, "message larger than 999 bytes")

@@ -51,6 +51,7 @@ class RequestHead:
     method: str
     target: str  # origin-form (/path?query) or absolute-form (http://host/path?query)
     headers: tuple[tuple[str, str], ...]
+    version: str = "1.1"  # the HTTP version, as h11 read it
 
     @property
     def path(self) -> str:
@@ -133,7 +134,10 @@ async def read_head(
     assert request is not None
     headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers)
     return RequestHead(
-        request.method.decode("ascii", "replace"), request.target.decode("latin-1"), headers
+        request.method.decode("ascii", "replace"),
+        request.target.decode("latin-1"),
+        headers,
+        request.http_version.decode("ascii", "replace"),
     )
 
 

@@ -48,6 +48,8 @@ def refusal(head: RequestHead, table: RouteTable, config: Config) -> Refusal | N
         return Refusal(404, "no WebSocket endpoint at this path")
     if head.method != "GET":
         return Refusal(405, "a WebSocket handshake is a GET", (("Allow", "GET"),))
+    if head.version != "1.1":
+        return Refusal(400, "a WebSocket handshake needs HTTP/1.1 (RFC 6455 4.1)")
     if not has_token(head.header_lines("connection"), "upgrade"):
         return Refusal(400, "Connection: Upgrade is missing")
     for name in _ONCE:

@@ -139,7 +139,7 @@ def _bits(value: str | None, *, optional: bool) -> int | None:
         if optional:
             return None
         raise ExtensionError("a window-bits parameter needs a value")
-    if not value.isdigit() or not 8 <= int(value) <= 15 or value.startswith("0"):
+    if re.fullmatch("[1-9][0-9]?", value) is None or not 8 <= int(value) <= 15:
         raise ExtensionError(f"window bits must be 8 to 15, not {value!r}")
     return int(value)
 
@@ -215,7 +215,10 @@ def accept_response(extensions: list[tuple[str, Params]], settings: Settings) ->
         raise ExtensionError("the server's window is larger than we allowed")
     return Agreement(
         server_max_window_bits=server_bits,
-        client_max_window_bits=int(found.get("client_max_window_bits") or 15),
+        # any window up to the agreed one may be used: ours stays as configured
+        client_max_window_bits=min(
+            settings.window_bits, int(found.get("client_max_window_bits") or 15)
+        ),
         server_no_context_takeover="server_no_context_takeover" in found,
         client_no_context_takeover="client_no_context_takeover" in found
         or not settings.context_takeover,
@@ -315,6 +318,6 @@ class Inflater:
                 break
         if last:
             self.produced = 0
-            if self._fresh:
+            if self._fresh or decompressor.eof:  # a final block (BFINAL=1, 7.2.3.4) ends it too
                 self._zlib = None
         return pieces

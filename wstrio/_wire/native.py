@@ -39,6 +39,7 @@ from .frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, close_payloa
 from .parser import CloseFrame, Control, Parser
 
 _EXPECTED_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
+_MAX_PONGS = 16
 _VANISHED = (Ending.PEER_VANISHED, 1006, "")
 
 
@@ -46,9 +47,9 @@ class NativeTransport:
     """One open WebSocket connection on wstrio's own codec (server or client side)."""
 
     __slots__ = (
-        "_bufsize", "_client", "_close_sent", "_control", "_deflater", "_echoed", "_ended",
-        "_failed", "_info", "_messages", "_parser", "_ping_ids", "_pings", "_read_done",
-        "_reading", "_stream", "_threshold", "_wake",
+        "_bufsize", "_client", "_close_sent", "_control", "_deflater", "_echo_queued", "_echoed",
+        "_ended", "_failed", "_info", "_messages", "_parser", "_ping_ids", "_pings", "_pongs",
+        "_read_done", "_reading", "_stream", "_threshold", "_wake",
     )  # fmt: skip
 
     def __init__(
@@ -76,7 +77,11 @@ class NativeTransport:
         self._messages: deque[Message] = deque()
         self._control: list[bytes] = []  # frames for the writer to send first
         self._wake: Callable[[], None] = _nothing
+        #: Pongs owed, the oldest dropped past 16 (a pong may answer only the latest ping,
+        #: RFC 6455 5.5.3): a peer that pings without reading cannot grow it.
+        self._pongs: deque[bytes] = deque(maxlen=_MAX_PONGS)
         self._echoed: trio.Event | None = None  # set once the peer's close is echoed
+        self._echo_queued = False  # the echo waits in _control, not yet taken by a write
         self._pings: dict[bytes, trio.Event] = {}
         self._ping_ids = itertools.count()
         self._ended: TransportClosed | None = None
@@ -113,7 +118,7 @@ class NativeTransport:
             self._read_done.set()
             self._read_done = trio.Event()
         if not data:
-            self._ended = self._ended or TransportClosed(*_VANISHED)
+            self._end(TransportClosed(*_VANISHED))
             return
         self._parser.feed(data)
         self._take_events()
@@ -125,7 +130,8 @@ class NativeTransport:
                 self._messages.append(event)
             elif isinstance(event, Control):
                 if event.opcode == OP_PING:
-                    self._send_control(OP_PONG, event.payload)
+                    self._pongs.append(self._frame(OP_PONG, event.payload))
+                    self._wake()
                 else:
                     self._ponged(event.payload)
             elif isinstance(event, CloseFrame):
@@ -135,14 +141,22 @@ class NativeTransport:
             too_big = failure.code == 1009
             ending = Ending.MESSAGE_TOO_BIG if too_big else Ending.PROTOCOL_ERROR
             self._failed = self._frame(OP_CLOSE, close_payload(failure.code, failure.reason))
-            self._ended = TransportClosed(ending, failure.code, failure.reason)
+            self._end(TransportClosed(ending, failure.code, failure.reason))
 
     def _peer_closed(self, close: CloseFrame) -> None:
         if self._close_sent or self._ended is not None:
             return
-        self._ended = TransportClosed(Ending.PEER_CLOSED, close.code, close.reason)
+        self._end(TransportClosed(Ending.PEER_CLOSED, close.code, close.reason))
         self._echoed = trio.Event()
+        self._echo_queued = True
         self._send_control(OP_CLOSE, close_payload(close.code))  # echo the code (5.5.1)
+
+    def _end(self, ended: TransportClosed) -> None:
+        """The connection can carry no more messages: how, and no ping waits any longer."""
+        if self._ended is None:
+            self._ended = ended
+        for waiting in self._pings.values():
+            waiting.set()
 
     def _ponged(self, payload: bytes) -> None:
         if payload in self._pings:  # a pong answers its ping and every earlier one
@@ -170,6 +184,10 @@ class NativeTransport:
     async def send_many(self, messages: Sequence[Outgoing]) -> None:
         out = self._control
         self._control = []
+        if self._pongs:
+            out[:0] = self._pongs
+            self._pongs.clear()
+        carries_echo, self._echo_queued = self._echo_queued, False
         if messages and self._ended is None and not self._close_sent:
             for message in messages:
                 out.append(self._encode(message))
@@ -181,9 +199,10 @@ class NativeTransport:
         try:
             await self._stream.send_all(out[0] if len(out) == 1 else b"".join(out))
         except _EXPECTED_ERRORS:
-            self._ended = self._ended or TransportClosed(*_VANISHED)
+            self._end(TransportClosed(*_VANISHED))
+            assert self._ended is not None
             raise self._ended from None
-        if self._echoed is not None:
+        if carries_echo and self._echoed is not None:
             self._echoed.set()
 
     def _encode(self, message: Outgoing) -> bytes:
@@ -216,12 +235,19 @@ class NativeTransport:
         payload = struct.pack("!Q", next(self._ping_ids))
         answered = self._pings[payload] = trio.Event()
         self._send_control(OP_PING, payload)
-        await answered.wait()
+        try:
+            await answered.wait()
+        finally:
+            unanswered = self._pings.pop(payload, None) is not None
+        if unanswered:  # woken because the connection ended
+            raise self._ended or TransportClosed(*_VANISHED)
 
     # -- closing (the closer, once the reader and writer are done) ---------------------
     async def close(self, code: int, reason: str) -> TransportClosed | None:
         ended = self._ended
         if ended is not None and not self._failed:
+            if self._echo_queued:  # the writer stopped before it sent the echo: send it now
+                await self._send_echo()
             await trio.lowlevel.checkpoint()
             return ended  # the peer closed or vanished first: the wire wins
         while self._reading:  # the reader was cancelled; let it leave receive_some
@@ -235,6 +261,18 @@ class NativeTransport:
         if not self._failed or self._client:  # a server that failed reads nothing more (7.1.7)
             await self._await_close_reply()
         return None
+
+    async def _send_echo(self) -> None:
+        """Write the pending control frames (ending with the close echo) ourselves."""
+        while self._reading:  # the reader was cancelled; let it leave receive_some
+            await self._read_done.wait()
+        frames, self._control, self._echo_queued = self._control, [], False
+        try:
+            await self._stream.send_all(b"".join(frames))
+        except _EXPECTED_ERRORS:
+            return
+        if self._echoed is not None:
+            self._echoed.set()
 
     async def _await_close_reply(self) -> None:
         """Read until the peer's close frame or the end of the stream; drop everything else
@@ -252,6 +290,7 @@ class NativeTransport:
                 parser.take()
 
     async def abort(self) -> None:
+        self._end(TransportClosed(*_VANISHED))
         await trio.aclose_forcefully(self._stream)
 
 

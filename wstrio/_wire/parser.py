@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import codecs
 import struct
-from typing import Any
 
 import attrs
 
@@ -68,9 +67,9 @@ class Parser:
     """Parses one direction of a connection; ``client`` says which side reads it."""
 
     __slots__ = (
-        "_buffer", "_compressed", "_decoder", "_fin", "_first", "_inflater", "_mask", "_masked",
-        "_max", "_message", "_offset", "_opcode", "_opcode_done", "_parts", "_remaining",
-        "_size", "closed", "events", "failure",
+        "_buffer", "_bytes", "_compressed", "_decoder", "_fin", "_first", "_inflater",
+        "_mask", "_masked", "_max", "_message", "_offset", "_opcode", "_opcode_done",
+        "_remaining", "_size", "closed", "events", "failure",
     )  # fmt: skip
 
     def __init__(
@@ -94,7 +93,7 @@ class Parser:
         self._offset = 0  # payload bytes of this frame read so far (the mask's phase)
         # the message being assembled
         self._message: int | None = None  # OP_TEXT or OP_BINARY while fragmented
-        self._parts: list[Any] = []  # str pieces for text, bytes for binary
+        self._bytes = bytearray()  # the message's bytes so far (inflated), text or binary
         self._size = 0
         self._decoder: codecs.IncrementalDecoder | None = None
 
@@ -239,25 +238,28 @@ class Parser:
                 self._piece(piece, last=last and n == len(pieces))
 
     def _piece(self, chunk: bytes, *, last: bool) -> None:
-        """Add (inflated) message bytes; ``last`` if they end the message."""
-        self._size += len(chunk)
-        if self._decoder is not None:
+        """Add (inflated) message bytes; ``last`` if they end the message. The bytes gather
+        in one buffer (however many fragments); text is checked as it comes, decoded at the end."""
+        buffer = self._bytes
+        decoder = self._decoder
+        if decoder is not None:
             try:
-                text = self._decoder.decode(chunk, last)
+                decoder.decode(chunk, last)  # fail fast on invalid UTF-8 (RFC 6455 8.1)
             except UnicodeDecodeError:
                 self._fail(1007, "invalid UTF-8 in a text message")
                 return
-            self._parts.append(text)
-        else:
-            self._parts.append(chunk)
-        if last:
-            parts, self._parts = self._parts, []
-            if len(parts) == 1:
-                self.events.append(parts[0])
-            else:
-                self.events.append(("" if self._decoder is not None else b"").join(parts))
-            self._message = None
-            self._decoder = None
+        if not last:
+            buffer += chunk
+            self._size = len(buffer)
+            return
+        if buffer:
+            buffer += chunk
+            chunk = bytes(buffer)
+            self._bytes = bytearray()
+        self.events.append(chunk.decode("utf-8") if decoder is not None else chunk)
+        self._size = 0
+        self._message = None
+        self._decoder = None
 
     def _inflate(self, chunk: bytes, *, last: bool) -> list[bytes] | None:
         """A compressed piece inflated, never past the message limit (RFC 7692 7.2.2)."""
