@@ -52,7 +52,11 @@ def verdicts_of(cases: dict[str, dict[str, str]]) -> collections.Counter[str]:
 @pytest.mark.conformance
 @pytest.mark.parametrize(
     ("engine", "cases"),
-    [("native", "1-10"), ("trio-websocket", "1-10"), ("native", "12-13")],
+    [
+        ("native", "1-10"),
+        ("trio-websocket", "1-10"),
+        pytest.param("native", "12-13", marks=pytest.mark.long),  # minutes of deflate
+    ],
 )
 def test_autobahn_against_the_server(tmp_path: Path, engine: str, cases: str) -> None:
     """Every case is OK, INFORMATIONAL or a known NON-STRICT: none FAILED or UNIMPLEMENTED."""
