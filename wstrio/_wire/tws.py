@@ -27,7 +27,8 @@ from .._conn.closecodes import Ending
 from .._conn.config import Config
 from .._conn.errors import HandshakeRejected
 from .._conn.headers import Headers
-from .._conn.transport import ConnectionInfo, Message, Outgoing, Prepared, TransportClosed
+from .._conn.outbox import unwrap
+from .._conn.transport import ConnectionInfo, Message, Outgoing, TransportClosed
 from .frames import close_frame
 from .streams import peer_address
 
@@ -173,7 +174,7 @@ class EngineTransport:
 
     async def send_many(self, messages: Sequence[Outgoing]) -> None:
         for message in messages:  # trio-websocket writes each message under its own lock
-            await self.send(message.message if isinstance(message, Prepared) else message)
+            await self.send(unwrap(message))
 
     def set_writer_wakeup(self, wake: Callable[[], None]) -> None:
         pass  # trio-websocket writes its control frames itself
