@@ -1,6 +1,7 @@
 """Server CPU per broadcast delivery: wstrio's Hub vs bare trio-websocket vs websockets.
 
-``python -m bench.broadcast [--quick]`` from the repository root: servers from
+``python -m bench.broadcast [--before-tree PATH] [--quick]`` from the repository
+root: servers from
 bench/servers/broadcast.py, load from bench/go/cmd/bloadgen, then a profiling pass
 (bench/profile.py) and wsproto's cost per frame; bench/README.md has the method.
 """
@@ -20,7 +21,10 @@ from bench import harness, profile
 from bench.broadcast_report import encode_costs, encoding_text, hub_line, markdown, summarize
 from bench.harness import BenchError, size_name
 
-SERVERS = ("bare", "wstrio", "websockets")
+#: Every server kind, in the order of the tables (``before`` only with --before-tree).
+SERVERS = ("bare", "wstrio", "wstrio-deflate", "before", "websockets")
+#: The kinds that are a wstrio Hub (bench/servers/broadcast.py).
+WSTRIO_KINDS = ("wstrio", "wstrio-deflate", "before")
 #: Servers whose CPU the profiling pass breaks down.
 PROFILED = ("wstrio", "bare", "websockets")
 MODULE = "bench.servers.broadcast"
@@ -39,6 +43,7 @@ class Measurement(harness.Window):
     round_p50_us: float
     round_p99_us: float
     setup_seconds: float
+    wire_bytes: int  # read by the receivers from their sockets in the window
     server_stats: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -59,8 +64,13 @@ class Measurement(harness.Window):
     def deliveries_per_second(self) -> float:
         return self.deliveries / self.seconds
 
+    @property
+    def wire_bytes_per_delivery(self) -> float:
+        return self.wire_bytes / self.deliveries
+
     def as_json(self, *computed: str) -> dict[str, Any]:
         names = ("us_per_delivery", "gc_share", "gc_us_per_delivery", "deliveries_per_second")
+        names += ("wire_bytes_per_delivery",)
         return super().as_json(*names, *computed)
 
 
@@ -79,6 +89,8 @@ def measure(
         f"-duration={args.duration}s",
         "-sync",
     ]
+    if server.kind == "wstrio-deflate":
+        command.append("-compress")
     timeout = args.warmup + args.duration + 120
     report, status, usage = harness.run_loadgen(command, server.pid, timeout, sync=True)
     stats_line = harness.read_line(server.proc, time.monotonic() + 30)
@@ -92,7 +104,7 @@ def measure(
     check_server_stats(server.kind, stats)
     latencies = ("latency_p50_us", "latency_p90_us", "latency_p99_us", "latency_max_us")
     rounds = ("round_p50_us", "round_p99_us", "setup_seconds")
-    copied = ("receivers", "broadcasts", "deliveries", *latencies, *rounds)
+    copied = ("receivers", "broadcasts", "deliveries", "wire_bytes", *latencies, *rounds)
     return Measurement(
         server=server.kind,
         repeat=repeat,
@@ -105,7 +117,7 @@ def measure(
 
 def check_server_stats(kind: str, stats: dict[str, Any]) -> None:
     """Nobody dropped, closed or failed: the server's own counters agree."""
-    if kind == "wstrio":
+    if kind in WSTRIO_KINDS:
         hub = stats["hub"]
         if hub["drops"] or hub["slow_closes"] or stats["member_drops"]:
             raise BenchError(f"wstrio dropped or closed slow members: {stats}")
@@ -125,8 +137,10 @@ def report_progress(m: Measurement) -> None:
 
 def server_options(kind: str, args: argparse.Namespace) -> list[str]:
     options = ["--no-gc"] if args.no_gc else []
-    if kind == "wstrio":
+    if kind in WSTRIO_KINDS:
         options.append(f"--outbox-size={args.outbox_size}")
+    if kind == "before":
+        options.append(f"--before-tree={args.before_tree}")
     return options
 
 
@@ -151,7 +165,8 @@ def profile_runs(args: argparse.Namespace, loadgen: Path) -> list[dict[str, Any]
     runs: list[dict[str, Any]] = []
     longer = argparse.Namespace(**vars(args))
     longer.duration = args.profile_duration  # the sampler takes a sample per 4 ms tick or so
-    plans = [(kind, size, "sample") for size in args.sizes for kind in PROFILED]
+    kinds = [kind for kind in PROFILED if kind in args.servers]
+    plans = [(kind, size, "sample") for size in args.sizes for kind in kinds]
     if not args.no_cprofile:
         plans.append(("wstrio", args.sizes[0], "cprofile"))
     for kind, size, mode in plans:
@@ -203,7 +218,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     loadgen = harness.build_go("bloadgen")
     measurements, nice = harness.run_repeats(
         MODULE,
-        {kind: (server_log(kind), server_options(kind, args)) for kind in SERVERS},
+        {kind: (server_log(kind), server_options(kind, args)) for kind in args.servers},
         args.sizes,
         args.repeats,
         lambda server, size, repeat: measure(loadgen, server, size, repeat, args),
@@ -212,7 +227,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     profiles = [] if args.no_profile else profile_runs(args, loadgen)
     encoding = encode_costs(args.sizes)
-    rows = summarize(measurements, args.sizes, SERVERS)
+    rows = summarize(measurements, args.sizes, args.servers)
     table = markdown(rows, args.clients)
     print(table)
     wstrio_runs = [m for m in measurements if m.server == "wstrio"]
@@ -235,6 +250,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "repeats": args.repeats,
             "pacing": "lockstep: broadcast i+1 is sent once every receiver got broadcast i",
             "wstrio_outbox_size": args.outbox_size,
+            "servers": args.servers,
+            "before_tree": None if args.before_tree is None else str(args.before_tree),
             "server_gc": not args.no_gc,
             "server_cpu": harness.SERVER_CPU,
             "loadgen_cpu": harness.LOADGEN_CPU,
@@ -244,6 +261,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "machine": harness.machine("websockets"),
         "wstrio_source": source,
+        "before_source": None
+        if args.before_tree is None
+        else harness.wstrio_source(args.before_tree / "wstrio"),
         "summary": rows,
         "wstrio_hub_final": wstrio_runs[-1].server_stats["hub"],
         "profiles": profiles,
@@ -265,6 +285,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--outbox-size", type=int, default=64, help="wstrio's Config.outbox_size (64)")
     add("--profile-interval", type=float, default=0.001, help="CPU seconds between stack samples")
     add("--profile-duration", type=float, default=8.0, help="seconds measured per profiled run")
+    add("--servers", help=f"comma-separated, from {','.join(SERVERS)} (default: all)")
+    add("--before-tree", type=Path, help="run server 'before': the wstrio/ in PATH (a worktree)")
     add("--no-gc", action="store_true", help="servers run without the cyclic garbage collector")
     add("--no-profile", action="store_true", help="skip the profiling pass")
     add("--no-cprofile", action="store_true", help="skip the cProfile run")
@@ -278,6 +300,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.sizes = [int(s) for s in args.sizes.split(",")]
     except ValueError:
         parser.error("--sizes: comma-separated integers")
+    wanted = SERVERS if args.servers is None else tuple(args.servers.split(","))
+    if not set(wanted) <= set(SERVERS) or "bare" not in wanted:
+        parser.error(f"--servers: names from {', '.join(SERVERS)}, bare (the baseline) included")
+    if args.before_tree is None:
+        if args.servers is not None and "before" in wanted:
+            parser.error("server before needs --before-tree PATH")
+        wanted = tuple(kind for kind in wanted if kind != "before")
+    elif not (args.before_tree / "wstrio").is_dir():
+        parser.error(f"--before-tree: no wstrio/ in {args.before_tree}")
+    args.servers = wanted
     if min(args.sizes) < 32:
         parser.error("--sizes: at least 32 bytes (the message carries a sequence and a time)")
     if args.duration <= 0 or args.warmup < 0 or args.repeats < 1 or args.clients < 1:

@@ -21,6 +21,7 @@ MEDIANS = (
     "latency_p50_us",
     "latency_p99_us",
     "round_p50_us",
+    "wire_bytes_per_delivery",
 )
 
 
@@ -36,6 +37,7 @@ def summarize(
             for k, ms in runs.items()
         }
         base = med[BASELINE]
+        before = med.get("before")
         for kind in kinds:
             ms = runs[kind]
             rows.append(
@@ -49,6 +51,12 @@ def summarize(
                     "paired_cpu_ratios": harness.paired_ratios(
                         ms, runs[BASELINE], lambda m: m.us_per_delivery
                     ),
+                    "cpu_vs_before": None
+                    if before is None
+                    else med[kind]["us_per_delivery"] / before["us_per_delivery"],
+                    "gc_vs_before": None
+                    if before is None or not before["gc_us_per_delivery"]
+                    else med[kind]["gc_us_per_delivery"] / before["gc_us_per_delivery"],
                     "rate_ratio": med[kind]["deliveries_per_second"]
                     / base["deliveries_per_second"],
                     "server_cpu_share_min": min(m.server_cpu_share for m in ms),
@@ -61,7 +69,8 @@ def summarize(
 
 def markdown(rows: list[dict[str, Any]], clients: int) -> str:
     header = ["Message", "Server", "deliveries/s", "CPU µs/delivery", "of which GC"]
-    header += ["CPU vs bare (per-repeat range)", "deliveries/s vs bare", "latency p50"]
+    header += ["CPU vs bare (per-repeat range)", "CPU vs before", "wire bytes/delivery"]
+    header += ["deliveries/s vs bare", "latency p50"]
     header += ["latency p99", f"broadcast to all {clients}"]
     cells = []
     for row in rows:
@@ -78,13 +87,15 @@ def markdown(rows: list[dict[str, Any]], clients: int) -> str:
                 f"{row['us_per_delivery']:.1f}",
                 f"{row['gc_us_per_delivery']:.1f} ({row['gc_share']:.0%})",
                 "1 (baseline)" if baseline else f"{row['cpu_ratio']:.2f}{spread}",
+                "" if row["cpu_vs_before"] is None else f"{row['cpu_vs_before']:.2f}",
+                f"{row['wire_bytes_per_delivery']:.1f}",
                 "1" if baseline else f"{row['rate_ratio']:.2f}",
                 f"{row['latency_p50_us'] / 1e3:.1f} ms",
                 f"{row['latency_p99_us'] / 1e3:.1f} ms",
                 f"{row['round_p50_us'] / 1e3:.1f} ms",
             ]
         )
-    lines = harness.table(header, ["---", "---", *["---:"] * 8], cells)
+    lines = harness.table(header, ["---", "---", *["---:"] * 10], cells)
     lines.append("")
     lines.append(
         "Server on CPU 0 at least "

@@ -1,6 +1,9 @@
 """One broadcast server for bench/broadcast.py: ``python -m bench.servers.broadcast KIND``.
 
-KIND is ``wstrio``, ``bare`` or ``websockets``. Each prints ``port N`` on stdout
+KIND is ``wstrio`` (default Config), ``wstrio-deflate`` (permessage-deflate
+without server context takeover, so one compressed frame serves the room),
+``before`` (the wstrio in ``--before-tree PATH``, default Config), ``bare`` or
+``websockets``. Each prints ``port N`` on stdout
 once it listens, and serves ``/ws/room`` (a *receiver*: it joins the one room,
 gets the text ``joined``, then only broadcasts) and ``/ws/send`` (the *sender*:
 each message it sends is broadcast to the room as it came). When a sender's
@@ -16,6 +19,7 @@ import gc
 import sys
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -23,32 +27,43 @@ import trio_websocket
 from websockets.trio.server import ServerConnection, broadcast
 from websockets.trio.server import serve as websockets_serve
 
-import wstrio
-from bench.profile import Recorder
+from bench.servers.echo import load_wstrio
+
+if TYPE_CHECKING:
+    from bench.profile import Recorder
 
 ROOM_PATH = "/ws/room"
 SEND_PATH = "/ws/send"
 JOINED = "joined"
+#: The Config fields each wstrio kind sets (besides outbox_size).
+CONFIGS: dict[str, dict[str, Any]] = {
+    "wstrio": {},
+    "wstrio-deflate": {"compression": "deflate", "compression_context_takeover": False},
+    "before": {},
+}
 
 
 def recorder(args: argparse.Namespace, deliveries: Callable[[], int]) -> Recorder:
     """What prints the ``stats`` line of each sender's session (see ``--profile``)."""
+    from bench.profile import Recorder  # not before main() chose which wstrio to import
+
     return Recorder(args.profile, args.profile_interval, args.profile_output, deliveries)
 
 
 async def run_wstrio(args: argparse.Namespace) -> None:
+    wstrio = args.wstrio
     hub = wstrio.Hub(policy="close")
     room = hub.room("bench")  # the hub holds rooms weakly; this reference keeps it
-    config = wstrio.Config(outbox_size=args.outbox_size)
+    config = wstrio.Config(outbox_size=args.outbox_size, **CONFIGS[args.kind])
     window = recorder(args, lambda: hub.statistics().deliveries)
 
-    async def receiver(session: wstrio.Session) -> None:
+    async def receiver(session: Any) -> None:
         room.join(session)
         await session.send(JOINED)
         async for _ in session:
             pass
 
-    async def sender(session: wstrio.Session) -> None:
+    async def sender(session: Any) -> None:
         window.begin()
         try:
             async for message in session:
@@ -57,7 +72,7 @@ async def run_wstrio(args: argparse.Namespace) -> None:
             members = [m.statistics() for m in room.members]
             window.end(
                 {
-                    "kind": "wstrio",
+                    "kind": args.kind,
                     "outbox_size": args.outbox_size,
                     "hub": attrs.asdict(hub.statistics()),
                     "members": len(members),
@@ -169,7 +184,13 @@ async def run_websockets(args: argparse.Namespace) -> None:
         print(f"port {port}", flush=True)
 
 
-RUNNERS = {"wstrio": run_wstrio, "bare": run_bare, "websockets": run_websockets}
+RUNNERS = {
+    "wstrio": run_wstrio,
+    "wstrio-deflate": run_wstrio,
+    "before": run_wstrio,
+    "bare": run_bare,
+    "websockets": run_websockets,
+}
 
 
 def main() -> int:
@@ -188,7 +209,12 @@ def main() -> int:
     parser.add_argument(
         "--no-gc", action="store_true", help="disable the cyclic garbage collector (diagnostic)"
     )
+    parser.add_argument("--before-tree", metavar="PATH", help="before: the tree holding wstrio/")
     args = parser.parse_args()
+    if args.kind == "before" and args.before_tree is None:
+        parser.error("before needs --before-tree PATH")
+    tree = args.before_tree if args.kind == "before" else None
+    args.wstrio = load_wstrio(tree) if args.kind in CONFIGS else None
     if args.no_gc:
         gc.disable()
     trio.run(RUNNERS[args.kind], args)

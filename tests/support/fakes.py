@@ -50,6 +50,8 @@ class FakeTransport:
         self.close_frames: list[tuple[int, str]] = []  # every close frame sent to the peer
         self.aborted = False
         self.pings = 0
+        self.direct = False  # write_now takes messages (the native engine on a plain socket)
+        self.direct_writes = 0
         self._closed: TransportClosed | None = None
         self._close_reply = trio.Event()
 
@@ -110,6 +112,19 @@ class FakeTransport:
 
     def set_writer_wakeup(self, wake: Callable[[], None]) -> None:
         pass  # this engine writes no control frame of its own
+
+    @property
+    def writes_now(self) -> bool:
+        return self.direct
+
+    def write_now(self, message: Outgoing) -> bool:
+        """With ``direct``: a reading peer takes the message at once (like a socket with room)."""
+        if not self.direct or not self.reading or self._closed is not None:
+            return False
+        self.received.append(unwrap(message))
+        self.wire.append(unwrap(message))
+        self.direct_writes += 1
+        return True
 
     async def ping(self) -> None:
         if self._closed is not None:

@@ -5,6 +5,13 @@ and the connection's writer drains it. Room broadcasts never wait; when the
 outbox is full they go to the backlog, bounded in bytes, which the writer moves
 into the outbox as it drains it (``top_up``), so broadcasts keep their order.
 
+While the writer is idle (waiting on an empty outbox) it sets ``direct``: a
+non-blocking put (:meth:`Outbox.put_nowait`, what rooms and ``send_nowait``
+use) then hands the message to the transport's ``write_now`` and, when the
+socket takes it, no task runs for it at all. Anything that goes into the
+channel clears ``direct`` first, so nothing can overtake a queued message; the
+writer sets it again only once it is idle again.
+
 A room holds no reference to the supervisor's parts: the supervisor hands out a
 :class:`Mailbox` (the outbox, the counters, a way to close the member as a
 slow consumer, and the rooms to leave when the session ends). A broadcast
@@ -37,13 +44,38 @@ def unwrap(item: Outgoing) -> str | bytes:
 class Outbox:
     """The outbox channel's two ends and its backlog: session and rooms put, the writer takes."""
 
-    __slots__ = ("backlog", "backlog_bytes", "backlog_limit", "receive", "send")
+    __slots__ = ("backlog", "backlog_bytes", "backlog_limit", "direct", "receive", "send")
 
     def __init__(self, size: int, backlog_limit: int) -> None:
         self.send, self.receive = trio.open_memory_channel[Outgoing](size)
         self.backlog: deque[Outgoing] = deque()
         self.backlog_bytes = 0
         self.backlog_limit = backlog_limit
+        #: Set by the idle writer: writes a message at once, False if it cannot.
+        self.direct: Callable[[Outgoing], bool] | None = None
+
+    def put_nowait(self, message: Outgoing) -> None:
+        """Write ``message`` at once if the writer is idle and the socket takes it, else
+        queue it; raises trio.WouldBlock (full) or trio.ClosedResourceError like the channel."""
+        direct = self.direct
+        if direct is not None and direct(message):
+            return
+        self.queue_nowait(message)
+
+    def queue_nowait(self, message: Outgoing) -> None:
+        """Queue ``message`` for the writer (never written directly); raises like the channel."""
+        self.direct = None
+        self.send.send_nowait(message)
+
+    async def queue(self, message: Outgoing) -> None:
+        """Queue ``message`` for the writer, waiting while the outbox is full."""
+        self.direct = None
+        await self.send.send(message)
+
+    def close(self) -> None:
+        """No more messages (puts raise trio.ClosedResourceError); the writer drains the rest."""
+        self.direct = None
+        self.send.close()
 
     def to_backlog(self, message: Outgoing, size: int) -> bool:
         """Queue a broadcast beyond the full outbox; False if the backlog has no room."""
@@ -64,7 +96,7 @@ class Outbox:
         backlog = self.backlog
         while backlog:
             try:
-                self.send.send_nowait(backlog[0])
+                self.queue_nowait(backlog[0])
             except (trio.WouldBlock, trio.ClosedResourceError):
                 return
             self.backlog_bytes -= payload_size(backlog.popleft())

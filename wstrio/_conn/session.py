@@ -88,7 +88,8 @@ class Session:
         self._info = info
         self._inbox = inbox
         self._mailbox = mailbox
-        self._channel = mailbox.outbox.send  # the hot path sends straight into the channel
+        self._outbox = mailbox.outbox
+        self._channel = mailbox.outbox.send
         self._counters = mailbox.counters
         self._query: Mapping[str, str] | None = None
         self._quiet = quiet  # a reconnecting client's session: async for never raises
@@ -169,13 +170,15 @@ class Session:
         """Queue a message for sending; waits while the outbox is full."""
         if type(message) is not str and type(message) is not bytes:
             message = check_message(message)
+        outbox = self._outbox
         try:
             # Fast path: room in the outbox means no wait. (Not a checkpoint then;
-            # the loop that sends yields once the outbox is full.)
-            self._channel.send_nowait(message)
+            # the loop that sends yields once the outbox is full.) Never the direct
+            # write: a loop of sends to a fast peer would then never yield.
+            outbox.queue_nowait(message)
         except trio.WouldBlock:
             try:
-                await self._channel.send(message)
+                await outbox.queue(message)
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 raise self._closed_error() from None
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -185,7 +188,7 @@ class Session:
         """Queue a message for sending; raises OutboxFull instead of waiting."""
         message = check_message(message)
         try:
-            self._channel.send_nowait(message)
+            self._outbox.put_nowait(message)
         except trio.WouldBlock:
             raise OutboxFull(
                 f"outbox full ({self._channel.statistics().max_buffer_size})"

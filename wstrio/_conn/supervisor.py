@@ -149,7 +149,7 @@ class Supervisor:
         self._reader_scope.cancel()
         self._heartbeat_scope.cancel()
         self._inbox_send.close()
-        self.outbox.send.close()
+        self.outbox.close()
         if not CLOSE_TABLE[ending].drain:
             self._writer.scope.cancel()
             self.outbox.clear_backlog()

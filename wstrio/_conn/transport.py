@@ -101,6 +101,18 @@ class Transport(Protocol):
         writer then calls :meth:`send_many`, with no messages if it has none."""
         ...
 
+    @property
+    def writes_now(self) -> bool:
+        """Whether :meth:`write_now` can ever write (False: it always returns False)."""
+        ...
+
+    def write_now(self, message: Outgoing) -> bool:
+        """Write ``message`` without waiting, while the writer is idle; False if nothing
+        was written (the writer must send it). True means it is the transport's: what the
+        socket did not take goes out first in the next :meth:`send_many`, and the transport
+        calls the writer's wake-up for it."""
+        ...
+
     async def ping(self) -> None:
         """Send a ping and return when its pong arrives; raises TransportClosed."""
         ...

@@ -9,6 +9,12 @@ means the scope is spent, and the writer starts over with a new one. A write
 cut short leaves ``in_send`` set: the stream is then unusable and the closer
 aborts it. When the transport has a control frame (a pong, a ping) and the
 writer is idle, :meth:`Writer.wake` gets it to write with no message.
+
+While idle, the writer lends the outbox its ``direct`` path: a message put
+without waiting is written by the transport's ``write_now`` on the spot (and
+counted here), so a broadcast to a member whose socket has room costs no task
+switch. Whatever the socket did not take, the transport keeps and wakes the
+writer for, like a control frame.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class Writer:
         self.in_send = False  # a write is under way, or was cut short (the stream is unusable)
         self._idle: trio.CancelScope | None = None  # set while waiting for the outbox
         self._woken = False  # a control frame waits: write even with no message
+        self._direct = self._write_now if transport.writes_now else None
         transport.set_writer_wakeup(self.wake)
 
     async def run(self) -> TransportClosed | None:
@@ -65,8 +72,18 @@ class Writer:
     def wake(self) -> None:
         """The transport has a control frame to send: write, even with no message."""
         self._woken = True
+        self._outbox.direct = None
         if self._idle is not None:
             self._idle.cancel()
+
+    def _write_now(self, message: Outgoing) -> bool:
+        """The outbox's direct path while idle: the transport writes ``message`` now."""
+        if not self._transport.write_now(message):
+            return False
+        counters = self._counters
+        counters.messages_out += 1
+        counters.bytes_out += payload_size(message)
+        return True
 
     async def _send_until_stale(
         self, write_scope: trio.CancelScope, held: list[Outgoing] | None
@@ -103,11 +120,14 @@ class Writer:
     async def _wait_for_message(self) -> list[Outgoing]:
         """The next message, or none if :meth:`wake` is (or was) called."""
         if not self._woken:
+            outbox = self._outbox
             with trio.CancelScope() as self._idle:
+                outbox.direct = self._direct
                 try:
-                    return [await self._outbox.receive.receive()]
+                    return [await outbox.receive.receive()]
                 finally:
                     self._idle = None
+                    outbox.direct = None
         self._woken = False
         return []
 

@@ -5,7 +5,9 @@ Theory of operation
 A broadcast encodes the message once (:class:`Prepared`: its UTF-8 payload,
 and frames built once per variant and shared by every member whose connection
 sends the same bytes) and puts it into each member's bounded outbox with a
-non-blocking put; that member's writer task sends it when the peer reads.
+non-blocking put; that member's writer task sends it when the peer reads. A
+member whose writer is idle and whose socket has room gets it written on the
+spot (the outbox's direct path), with no task woken for it.
 Nothing here awaits, so a member that stops reading cannot delay anyone else.
 
 A full outbox alone does not make a member slow: Trio runs every ready task
@@ -164,7 +166,7 @@ class Room:
             if skip and session in skip:
                 continue
             try:
-                mailbox.outbox.send.send_nowait(message)
+                mailbox.outbox.put_nowait(message)
                 delivered += 1
             except trio.WouldBlock:
                 full.append(mailbox)
@@ -195,7 +197,7 @@ class Room:
                 return 1  # it fit once older broadcasts were dropped
             if outbox.drop_oldest():  # no backlog to spend: make room in the outbox
                 self._count_drop(mailbox)
-                outbox.send.send_nowait(message)
+                outbox.queue_nowait(message)
                 return 1
         self._count_drop(mailbox)
         return 0

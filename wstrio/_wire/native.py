@@ -13,8 +13,11 @@ handshake is fed in first. From then on there is no engine task:
 * the connection's *writer* calls :meth:`send_many`, which frames every queued
   message and writes them with any waiting control frame in one ``send_all``,
   control frames first. A pong (or a ping from the heartbeat) that arrives
-  while the writer is idle wakes it (``set_writer_wakeup``); the writer is the
-  only task that writes until the connection's ending is decided;
+  while the writer is idle wakes it (``set_writer_wakeup``). While the writer
+  is idle, :meth:`write_now` writes one message with a non-blocking
+  ``os.write`` on a plain socket; what the socket does not take (the *tail*)
+  goes first in the writer's next write, and the writer is woken for it. These
+  two are the only writers until the connection's ending is decided;
 * a peer's close frame is echoed through the writer too (and no data after
   it); the reader reports the ending once the echo is out;
 * after a decision the closer calls :meth:`close`, which writes our close
@@ -25,6 +28,7 @@ handshake is fed in first. From then on there is no engine task:
 from __future__ import annotations
 
 import itertools
+import os
 import struct
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -37,6 +41,7 @@ from .._conn.transport import ConnectionInfo, Message, Outgoing, Prepared, Trans
 from .deflate import Agreement, Deflater, codecs_for, settings_of
 from .frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, close_payload, encode
 from .parser import CloseFrame, Control, Parser
+from .streams import direct_fd
 
 _EXPECTED_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 _MAX_PONGS = 16
@@ -48,8 +53,8 @@ class NativeTransport:
 
     __slots__ = (
         "_bufsize", "_client", "_close_sent", "_control", "_deflater", "_echo_queued", "_echoed",
-        "_ended", "_failed", "_info", "_messages", "_parser", "_ping_ids", "_pings", "_pongs",
-        "_read_done", "_reading", "_stream", "_threshold", "_wake",
+        "_ended", "_failed", "_fd", "_info", "_messages", "_parser", "_ping_ids", "_pings",
+        "_pongs", "_read_done", "_reading", "_stream", "_tail", "_threshold", "_wake",
     )  # fmt: skip
 
     def __init__(
@@ -63,6 +68,8 @@ class NativeTransport:
         deflate: Agreement | None = None,
     ) -> None:
         self._stream = stream
+        self._fd = direct_fd(stream)  # for write_now; None when it cannot write
+        self._tail = b""  # what write_now could not write: it goes out first
         self._info = info
         self._client = client
         inflater = None
@@ -181,12 +188,35 @@ class NativeTransport:
     async def send(self, message: Message) -> None:
         await self.send_many((message,))
 
+    @property
+    def writes_now(self) -> bool:
+        return self._fd is not None
+
+    def write_now(self, message: Outgoing) -> bool:
+        fd = self._fd
+        if fd is None or self._tail or self._control or self._pongs or self._echo_queued:
+            return False  # the writer has bytes to send first
+        if self._ended is not None or self._close_sent:
+            return False
+        frame = self._encode(message)  # from here on the message is ours (compression state)
+        try:
+            written = os.write(fd, frame)
+        except OSError:  # full (EAGAIN) or broken: the writer's next write finds out which
+            written = 0
+        if written < len(frame):
+            self._tail = frame[written:]
+            self._wake()
+        return True
+
     async def send_many(self, messages: Sequence[Outgoing]) -> None:
         out = self._control
         self._control = []
         if self._pongs:
             out[:0] = self._pongs
             self._pongs.clear()
+        if self._tail:  # the rest of a frame write_now began
+            out.insert(0, self._tail)
+            self._tail = b""
         carries_echo, self._echo_queued = self._echo_queued, False
         if messages and self._ended is None and not self._close_sent:
             for message in messages:
@@ -253,6 +283,7 @@ class NativeTransport:
         while self._reading:  # the reader was cancelled; let it leave receive_some
             await self._read_done.wait()
         frame = self._failed or self._frame(OP_CLOSE, close_payload(code, reason))
+        frame, self._tail = self._tail + frame, b""
         self._close_sent = True
         try:
             await self._stream.send_all(frame)
@@ -267,6 +298,8 @@ class NativeTransport:
         while self._reading:  # the reader was cancelled; let it leave receive_some
             await self._read_done.wait()
         frames, self._control, self._echo_queued = self._control, [], False
+        frames.insert(0, self._tail)
+        self._tail = b""
         try:
             await self._stream.send_all(b"".join(frames))
         except _EXPECTED_ERRORS:
@@ -291,6 +324,7 @@ class NativeTransport:
 
     async def abort(self) -> None:
         self._end(TransportClosed(*_VANISHED))
+        self._fd = None
         await trio.aclose_forcefully(self._stream)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from typing import Any
 
@@ -24,6 +25,14 @@ def socket_of(stream_or_listener: Any) -> trio.socket.SocketType | None:
     if isinstance(item, trio.SocketStream | trio.SocketListener):
         return item.socket
     return None
+
+
+def direct_fd(stream: trio.abc.Stream) -> int | None:
+    """The file descriptor to write to without Trio, for a plain socket stream on POSIX
+    (None under TLS, for other streams, and on Windows, where ``os.write`` needs a file)."""
+    if os.name != "posix" or not isinstance(stream, trio.SocketStream):
+        return None
+    return stream.socket.fileno()
 
 
 def peer_address(stream: trio.abc.Stream) -> tuple[str, int] | None:

@@ -176,6 +176,13 @@ class EngineTransport:
         for message in messages:  # trio-websocket writes each message under its own lock
             await self.send(unwrap(message))
 
+    @property
+    def writes_now(self) -> bool:
+        return False
+
+    def write_now(self, message: Outgoing) -> bool:
+        return False  # trio-websocket writes only from a task
+
     def set_writer_wakeup(self, wake: Callable[[], None]) -> None:
         pass  # trio-websocket writes its control frames itself
 

@@ -6,16 +6,23 @@
 // every receiver has got broadcast i-1. Receivers check order and record
 // latency. After -warmup it prints "start" (with -sync it then waits for a
 // line on stdin), after -duration "stop", both between two broadcasts, then
-// closes the connections and prints one JSON line. See bench/README.md.
+// closes the connections and prints one JSON line. With -compress the
+// receivers offer permessage-deflate (gorilla offers it without context
+// takeover only) and fail unless the server accepts; wire_bytes counts the
+// bytes the receivers read from their sockets during the measured window.
+// See bench/README.md.
 package main
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +47,8 @@ type result struct {
 	LoadgenCPUSecs float64 `json:"loadgen_cpu_seconds"`
 	WarmupRounds   int64   `json:"warmup_broadcasts"`
 	SetupSeconds   float64 `json:"setup_seconds"`
+	WireBytes      int64   `json:"wire_bytes"`
+	Compressed     bool    `json:"compressed"`
 	Errors         int64   `json:"errors"`
 	FirstError     string  `json:"first_error,omitempty"`
 }
@@ -48,7 +57,19 @@ type options struct {
 	recvURL, sendURL          string
 	receivers, size, parallel int
 	warmup, duration, timeout time.Duration
-	syncStart                 bool
+	syncStart, compress       bool
+}
+
+// countingConn counts the bytes read from a socket.
+type countingConn struct {
+	net.Conn
+	read *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
 }
 
 type runner struct {
@@ -57,6 +78,7 @@ type runner struct {
 	delivered atomic.Int64 // receipts of every broadcast so far, all phases
 	target    atomic.Int64 // delivered value at which the current broadcast is complete
 	complete  chan struct{}
+	wire      atomic.Int64 // bytes the receivers read from their sockets
 	errors    wsload.Errors
 	timeout   time.Duration
 }
@@ -65,6 +87,7 @@ type runner struct {
 type window struct {
 	rounds           []int64
 	warm, measured   int64
+	wire, wireStart  int64
 	elapsed          time.Duration
 	cpu, cpuStart    float64
 	warmupEnd, start time.Time
@@ -139,7 +162,7 @@ func (r *runner) receive(conn *websocket.Conn, size int, done *sync.WaitGroup, o
 
 // dialAll opens n connections to url, at most parallel at a time, and waits
 // for the server's "joined" on each.
-func dialAll(dialer *websocket.Dialer, url string, n, parallel int, timeout time.Duration) ([]*websocket.Conn, error) {
+func dialAll(dialer *websocket.Dialer, url string, n, parallel int, timeout time.Duration, compress bool) ([]*websocket.Conn, error) {
 	conns := make([]*websocket.Conn, n)
 	errs := make([]error, n)
 	slots := make(chan struct{}, parallel)
@@ -150,12 +173,17 @@ func dialAll(dialer *websocket.Dialer, url string, n, parallel int, timeout time
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-slots }()
-			conn, _, err := dialer.Dial(url, nil)
+			conn, resp, err := dialer.Dial(url, nil)
 			if err != nil {
 				errs[i] = fmt.Errorf("receiver %d: dial: %w", i, err)
 				return
 			}
 			conns[i] = conn
+			extensions := resp.Header.Get("Sec-WebSocket-Extensions")
+			if compress && !strings.Contains(extensions, "permessage-deflate") {
+				errs[i] = fmt.Errorf("receiver %d: compression offered, not accepted (%q)", i, extensions)
+				return
+			}
 			_ = conn.SetReadDeadline(time.Now().Add(timeout))
 			kind, data, err := conn.ReadMessage()
 			if err != nil || kind != websocket.TextMessage || string(data) != "joined" {
@@ -205,6 +233,7 @@ func (r *runner) betweenBroadcasts(o *options, seq int64, w *window) {
 				}
 			}
 			r.phase.Store(wsload.PhaseMeasure)
+			w.wireStart = r.wire.Load()
 			w.warm = seq
 			w.cpuStart = wsload.CPUSeconds()
 			w.start = time.Now()
@@ -214,6 +243,7 @@ func (r *runner) betweenBroadcasts(o *options, seq int64, w *window) {
 			w.elapsed = time.Since(w.start)
 			w.cpu = wsload.CPUSeconds() - w.cpuStart
 			w.measured = seq - w.warm
+			w.wire = r.wire.Load() - w.wireStart
 			r.phase.Store(wsload.PhaseStop)
 			fmt.Println("stop")
 		}
@@ -283,6 +313,7 @@ func parseFlags() *options {
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "deadline of one broadcast and of setup steps")
 	flag.IntVar(&o.parallel, "dial-parallel", 16, "receivers dialled at a time")
 	flag.BoolVar(&o.syncStart, "sync", false, "after printing start, wait for a line on stdin")
+	flag.BoolVar(&o.compress, "compress", false, "receivers offer permessage-deflate and require it")
 	flag.Parse()
 	if o.size < 32 {
 		fmt.Fprintln(os.Stderr, "bloadgen: -size must be at least 32")
@@ -299,8 +330,17 @@ func main() {
 		ReadBufferSize:   wsload.Max(o.size, 4096),
 		WriteBufferSize:  wsload.Max(o.size, 4096), // one frame per message
 	}
+	recvDialer := dialer // the sender's connection is not counted, nor compressed
+	recvDialer.EnableCompression = o.compress
+	recvDialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{conn, &r.wire}, nil
+	}
 	setup := time.Now()
-	conns, err := dialAll(&dialer, o.recvURL, o.receivers, o.parallel, o.timeout)
+	conns, err := dialAll(&recvDialer, o.recvURL, o.receivers, o.parallel, o.timeout, o.compress)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bloadgen: %v\n", err)
 		os.Exit(1)
@@ -348,6 +388,8 @@ func main() {
 		LoadgenCPUSecs: w.cpu,
 		WarmupRounds:   w.warm,
 		SetupSeconds:   setupSeconds,
+		WireBytes:      w.wire,
+		Compressed:     o.compress,
 		Errors:         r.errors.Count(),
 		FirstError:     r.errors.First(),
 	}
