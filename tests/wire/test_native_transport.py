@@ -3,6 +3,8 @@ connection, and the echo of a peer's close that the writer did not get to send."
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import trio
 from websockets.frames import Close, Frame, Opcode
@@ -95,3 +97,42 @@ async def test_close_sends_the_echo_the_writer_never_sent() -> None:
     assert ended is not None and (ended.code, ended.reason) == (1000, "bye")
     frames = read_frames(await client.receive_some(65536))  # type: ignore[attr-defined]
     assert [(f.opcode, Close.parse(f.data).code) for f in frames] == [(Opcode.CLOSE, 1000)]
+
+
+async def test_write_now_leaves_what_the_socket_refuses_for_the_writer() -> None:
+    """A frame the socket takes in part is finished by the next send_many, before anything
+    else; meanwhile write_now refuses, and the peer reads every message whole and in order."""
+    left, right = trio.socket.socketpair()
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    server_stream, client_stream = trio.SocketStream(left), trio.SocketStream(right)
+    transport = NativeTransport(server_stream, ConnectionInfo(), wstrio.Config(compression=None))
+    wakes: list[None] = []
+    transport.set_writer_wakeup(lambda: wakes.append(None))
+    big = bytes(range(256)) * 4096  # 1 MiB: more than the socket buffers hold
+    assert transport.writes_now
+    assert transport.write_now(big)
+    assert wakes, "the writer is woken for the tail"
+    assert not transport.write_now("queued instead")
+    received = bytearray()
+
+    async def read_all(expected: int) -> None:
+        while len(received) < expected:
+            received.extend(await client_stream.receive_some(65536))
+
+    frame_bytes = 10 + len(big) + 2 + len("after")
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_all, frame_bytes)
+            await transport.send_many(["after"])
+    frames = read_frames(bytes(received))
+    assert [(f.opcode, f.data) for f in frames] == [(Opcode.BINARY, big), (Opcode.TEXT, b"after")]
+    assert transport.write_now("direct again")  # the tail is out: direct writes resume
+    await server_stream.aclose()
+    await client_stream.aclose()
+
+
+async def test_write_now_is_off_on_a_stream_that_is_not_a_plain_socket() -> None:
+    """Only a plain socket can be written without a task (not TLS, not a memory stream)."""
+    _, transport = server_side()
+    assert not transport.writes_now
+    assert not transport.write_now("no")
