@@ -13,19 +13,25 @@ from ._conn.errors import (
     HandshakeRejected,
     HandshakeTimeout,
     InternalError,
+    InvalidJSON,
     OutboxFull,
+    UnexpectedMessageType,
     WstrioError,
 )
 from ._conn.headers import Headers
-from ._conn.session import Session
+from ._conn.request import QueryParams, Request
+from ._conn.session import Handler, Session
 from ._conn.stats import ServerStatistics, SessionStatistics
-from ._http.routes import Route, Static
+from ._http.answers import Accept, Reject, Response
+from ._http.routes import Hook, HttpHandler, HttpRoute, Route, Routes, Static
+from ._http.staticdir import StaticDir
 from ._rooms.hub import Hub, HubStatistics, Room, RoomStatistics, SlowConsumerPolicy
 from ._server import Server, serve
 
 __all__ = [
     "CLOSE_TABLE",
     "RECONNECT_CODES",
+    "Accept",
     "Chat",
     "CloseCode",
     "CloseConnection",
@@ -34,22 +40,34 @@ __all__ = [
     "ConnectError",
     "ConnectionClosed",
     "Ending",
+    "Handler",
     "HandshakeRejected",
     "HandshakeTimeout",
     "Headers",
+    "Hook",
+    "HttpHandler",
+    "HttpRoute",
     "Hub",
     "HubStatistics",
     "InternalError",
+    "InvalidJSON",
     "OutboxFull",
+    "QueryParams",
+    "Reject",
+    "Request",
+    "Response",
     "Room",
     "RoomStatistics",
     "Route",
+    "Routes",
     "Server",
     "ServerStatistics",
     "Session",
     "SessionStatistics",
     "SlowConsumerPolicy",
     "Static",
+    "StaticDir",
+    "UnexpectedMessageType",
     "WstrioError",
     "connect",
     "echo",

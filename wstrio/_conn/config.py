@@ -15,6 +15,7 @@ Timing constants, by how they relate (as in gorilla's chat example):
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any, Literal, get_args
 
@@ -41,6 +42,20 @@ def _validator(
             check_number("Config", attribute.name, value, minimum=minimum, integer=integer)
 
     return check
+
+
+def _networks(value: Any) -> tuple[str, ...]:
+    """Each entry an IP address or network, normalised (``"10.0.0.0/8"``, ``"::1/128"``)."""
+    entries = (value,) if isinstance(value, str) else tuple(value)
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(str(ipaddress.ip_network(str(entry).strip(), strict=False)))
+        except ValueError:
+            raise ValueError(
+                f"Config.trusted_proxies: {entry!r} is not an IP address or network"
+            ) from None
+    return tuple(networks)
 
 
 def _between(low: int, high: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
@@ -120,6 +135,11 @@ class Config:
     socket_send_buffer: int | None = attrs.field(default=None, validator=_size_or_none)
     #: Largest HTTP request head; larger ones get 431 and the connection is closed.
     max_header_bytes: int = attrs.field(default=16384, validator=_size)
+    #: Largest plain HTTP request body in bytes (an ``HttpRoute``'s POST); larger get 413.
+    max_body_size: int = attrs.field(default=2**20, validator=_size_or_zero)
+    #: Peers whose ``Forwarded`` / ``X-Forwarded-For`` / ``X-Forwarded-Proto`` headers are
+    #: believed: IP addresses or networks (``"10.0.0.0/8"``). Empty: believe none.
+    trusted_proxies: tuple[str, ...] = attrs.field(default=(), converter=_networks)
     #: Open WebSocket sessions at most; beyond, handshakes get 503 with Retry-After.
     max_connections: int = attrs.field(default=10000, validator=_size)
     #: Browser origins allowed to open WebSockets: None means same origin as the

@@ -6,6 +6,8 @@ The hierarchy::
     ├── ConnectionClosed     receive/send on a session that has ended (code, reason)
     ├── CloseConnection      raise it from a handler to close with (code, reason)
     ├── OutboxFull           send_nowait found the outbox full
+    ├── UnexpectedMessageType also a TypeError: receive_text got bytes, or the reverse
+    ├── InvalidJSON          also a ValueError: receive_json got text that is not JSON
     ├── ConnectError         also an OSError: no connection or handshake (client)
     │   └── HandshakeTimeout also a TimeoutError
     ├── HandshakeRejected    the server answered with an HTTP status, not 101
@@ -56,6 +58,26 @@ class CloseConnection(WstrioError):
 
 class OutboxFull(WstrioError):
     """``send_nowait`` found the session's outbox full."""
+
+
+class UnexpectedMessageType(WstrioError, TypeError):
+    """``receive_text``/``receive_json`` got a binary message, or ``receive_bytes`` a text one;
+    ``message`` is what arrived (the session stays open)."""
+
+    def __init__(self, expected: str, message: str | bytes) -> None:
+        got = "text" if isinstance(message, str) else "binary"
+        super().__init__(f"expected a {expected} message, got a {got} one")
+        self.message = message
+
+
+class InvalidJSON(WstrioError, ValueError):
+    """``receive_json`` got a text message that is not JSON; ``text`` is what arrived and
+    ``error`` the ``json.JSONDecodeError`` (the session stays open)."""
+
+    def __init__(self, text: str, error: ValueError) -> None:
+        super().__init__(f"the message is not JSON: {error}")
+        self.text = text
+        self.error = error
 
 
 class ConnectError(WstrioError, OSError):

@@ -7,6 +7,7 @@ A session sees the supervisor that runs it only as a narrow :class:`Control`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl
@@ -14,9 +15,10 @@ from urllib.parse import parse_qsl
 import trio
 
 from .closecodes import QUIET_CODES, Closed, check_close
-from .errors import ConnectionClosed, OutboxFull
+from .errors import ConnectionClosed, InvalidJSON, OutboxFull, UnexpectedMessageType
 from .headers import Headers
 from .outbox import Mailbox
+from .request import QueryParams, Request
 from .stats import SessionStatistics
 from .transport import ConnectionInfo, Message, TransportClosed
 
@@ -83,6 +85,7 @@ class Session:
         mailbox: Mailbox,
         *,
         quiet: bool = False,
+        state: dict[str, Any] | None = None,
     ) -> None:
         self._control = control
         self._info = info
@@ -93,6 +96,10 @@ class Session:
         self._counters = mailbox.counters
         self._query: Mapping[str, str] | None = None
         self._quiet = quiet  # a reconnecting client's session: async for never raises
+        self._request: Request | None = info.request
+        #: Per-session state for the application: a plain dict, seeded by the handshake
+        #: hook's ``Accept(state=...)``; wstrio never reads it.
+        self.state: dict[str, Any] = state if state is not None else {}
 
     # -- what the handshake carried -------------------------------------------------
     @property
@@ -124,6 +131,25 @@ class Session:
     def remote(self) -> tuple[str, int] | None:
         """The peer's ``(host, port)``, or None when not on a socket."""
         return self._info.remote
+
+    @property
+    def request(self) -> Request:
+        """The opening handshake as a :class:`Request` (the value the route's hook saw; on a
+        client, what it sent)."""
+        if self._request is None:
+            info = self._info
+            self._request = Request(
+                path=info.path,
+                query=QueryParams.parse(info.query),
+                headers=info.headers,
+                remote=info.remote,
+            )
+        return self._request
+
+    @property
+    def params(self) -> Mapping[str, str]:
+        """The path parameters of the route pattern (``{"room": "lobby"}`` for ``/c/{room}``)."""
+        return self.request.params
 
     @property
     def subprotocol(self) -> str | None:
@@ -195,6 +221,35 @@ class Session:
             ) from None
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise self._closed_error() from None
+
+    async def receive_text(self) -> str:
+        """The next message, which must be text; UnexpectedMessageType (a TypeError) for a
+        binary one, ConnectionClosed once the connection has ended."""
+        message = await self.receive()
+        if not isinstance(message, str):
+            raise UnexpectedMessageType("text", message)
+        return message
+
+    async def receive_bytes(self) -> bytes:
+        """The next message, which must be binary; UnexpectedMessageType for a text one."""
+        message = await self.receive()
+        if not isinstance(message, bytes):
+            raise UnexpectedMessageType("binary", message)
+        return message
+
+    async def receive_json(self) -> Any:
+        """The next message, a text message parsed as JSON; InvalidJSON (a ValueError) if it
+        is not JSON, UnexpectedMessageType for a binary message."""
+        text = await self.receive_text()
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise InvalidJSON(text, exc) from None
+
+    async def send_json(self, obj: Any) -> None:
+        """Send ``obj`` as a JSON text message (compact separators); TypeError if it is not
+        JSON-serialisable (nothing is sent then)."""
+        await self.send(json.dumps(obj, separators=(",", ":"), ensure_ascii=False))
 
     async def ping(self) -> float:
         """Ping the peer and wait for its pong; the round trip in seconds (also ``latency``)."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+from typing import Any
 
 import attrs
 import trio
@@ -68,6 +69,7 @@ class Supervisor:
         *,
         accepts: type[str] | type[bytes] | None = None,
         quiet: bool = False,
+        state: dict[str, Any] | None = None,
     ) -> None:
         self._transport = transport
         self._handler = handler
@@ -78,7 +80,9 @@ class Supervisor:
         self.counters = SessionCounters()
         close_slow = functools.partial(self.decide, Ending.SLOW_CONSUMER)
         self.mailbox = Mailbox(self.outbox, self.counters, close_slow)
-        self.session = Session(self, transport.info, inbox_recv, self.mailbox, quiet=quiet)
+        self.session = Session(
+            self, transport.info, inbox_recv, self.mailbox, quiet=quiet, state=state
+        )
         self._writer = Writer(transport, self.outbox, self.counters, config.write_timeout)
         self.closed: Closed | None = None
         self.wire_closed = trio.Event()

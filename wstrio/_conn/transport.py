@@ -15,6 +15,7 @@ import attrs
 
 from .closecodes import Ending
 from .headers import Headers
+from .request import Request
 
 Message = str | bytes
 
@@ -75,6 +76,7 @@ class ConnectionInfo:
     headers: Headers = attrs.field(factory=Headers)
     remote: tuple[str, int] | None = None
     subprotocol: str | None = None
+    request: Request | None = None  # the server's view of the handshake (None on a client)
 
 
 class Transport(Protocol):

@@ -1,56 +1,25 @@
-"""Answers to plain HTTP requests: ``/healthz``, ``/metrics``, static content, errors.
-
-The front calls :func:`answer` for every request that is not an upgrade; the
-path decides, then the method. ``/healthz`` and ``/metrics`` are rendered from
-a :class:`ServerStatistics` value.
-"""
+"""wstrio's own endpoints, ``/healthz`` and ``/metrics``, rendered from ServerStatistics."""
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 
-import h11
-
 from .._conn.stats import ServerStatistics
-from .parse import RequestHead, response_bytes
-from .routes import RouteTable
-
-_READ_METHODS = ("GET", "HEAD")
-_UPGRADE_HINT = (
-    ("Upgrade", "websocket"),
-    ("Connection", "Upgrade"),
-    ("Sec-WebSocket-Version", "13"),
-)
 
 
-def answer(
-    conn: h11.Connection,
-    head: RequestHead,
-    table: RouteTable,
+def builtin_answer(
+    reply: Callable[..., bytes],
+    path: str,
     statistics: Callable[[], ServerStatistics],
     *,
     stopping: bool,
 ) -> bytes:
-    """The whole response to a plain HTTP request (``Connection: close`` while stopping)."""
-    reply = functools.partial(response_bytes, conn, head_only=head.method == "HEAD", close=stopping)
-    path = head.path
-    if not table.knows(path):
-        return reply(404, b"not found\n")
-    if head.method not in _READ_METHODS:
-        return reply(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
+    """The response of ``/healthz`` or ``/metrics``, through ``reply(status, body, ...)``."""
     if path == "/healthz":
         body = health_json(statistics(), stopping=stopping)
         return reply(503 if stopping else 200, body, content_type="application/json")
-    if path == "/metrics":
-        body = prometheus_text(statistics())
-        return reply(200, body, content_type=PROMETHEUS_CONTENT_TYPE)
-    static = table.statics.get(path)
-    if static is not None:
-        return reply(200, static.body, content_type=static.content_type)
-    body = b"this is a WebSocket endpoint: send an Upgrade request\n"
-    return reply(426, body, headers=_UPGRADE_HINT)
+    return reply(200, prometheus_text(statistics()), content_type=PROMETHEUS_CONTENT_TYPE)
 
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -1,12 +1,15 @@
 """One accepted connection: HTTP requests until one upgrades to a WebSocket.
 
 Every request must arrive within ``handshake_timeout`` (slow or idle clients are
-dropped). Plain requests are answered by ``endpoints``, with keep-alive; an
+dropped). Each is matched against the route table and becomes a
+:class:`Request` value (the client's address and scheme through trusted
+proxies). Plain requests are answered by ``plain``, with keep-alive; an
 upgrade request is checked (``upgrade.refusal``, then the admission's capacity
-and shutdown) and, if it passes, answered with 101 (by the native engine, from
-h11's parse: the request is read once) or handed to trio-websocket; the
-session is then supervised. The front sees the routes and the :class:`Admission`, never the
-server.
+and shutdown), then the route's handshake hook decides (``hooks``): a
+``Reject`` is sent as it is, an ``Accept`` is answered with 101 (by the native
+engine, from h11's parse: the request is read once) or handed to
+trio-websocket; the session is then supervised. The front sees the routes and
+the :class:`Admission`, never the server.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import trio
 
 from .._conn.config import Config
 from .._conn.headers import Headers
+from .._conn.request import QueryParams, Request
 from .._conn.supervisor import Supervisor
 from .._conn.transport import ConnectionInfo, Transport
 from .._wire.deflate import accept_offer, parse_extensions, settings_of
@@ -27,9 +31,12 @@ from .._wire.native import NativeTransport
 from .._wire.streams import peer_address
 from .._wire.tws import server_transport
 from .admission import Admission
-from .endpoints import answer
+from .answers import Accept
+from .hooks import run_hook
 from .parse import BadRequest, RequestHead, raw_response, read_head
-from .routes import Route, RouteTable
+from .plain import answer_bytes, respond
+from .proxies import client_of
+from .routes import Match, Route, RouteTable
 from .upgrade import offered_subprotocols, refusal
 
 
@@ -42,7 +49,7 @@ async def serve_connection(
     while True:
         with admission.reading() as read_scope:
             try:
-                head = await read_head(conn, stream, config.max_header_bytes)
+                head = await read_head(conn, stream, config.max_header_bytes, config.max_body_size)
             except BadRequest as exc:
                 await _send_quietly(admission, stream, raw_response(exc.status, exc.message))
                 return
@@ -52,11 +59,13 @@ async def serve_connection(
             return
         if head is None:
             return
+        match = table.match(head.path)
+        request, known_scheme = _request_of(head, match, stream, config)
         if head.wants_websocket:
-            await _upgrade(conn, stream, head, table, admission)
+            await _upgrade(conn, stream, head, match, request, known_scheme, admission)
             return
         admission.http_requests += 1
-        response = answer(conn, head, table, admission.statistics, stopping=admission.stopping)
+        response = await respond(conn, head, table, admission, request, match)
         with trio.move_on_after(config.write_timeout) as write_scope:
             await stream.send_all(response)
         if write_scope.cancelled_caught:  # the client does not read its answer
@@ -66,32 +75,71 @@ async def serve_connection(
         conn.start_next_cycle()
 
 
+def _request_of(
+    head: RequestHead, match: Match | None, stream: trio.abc.Stream, config: Config
+) -> tuple[Request, str | None]:
+    """The request as a value, and its scheme if known (TLS, or a trusted proxy said)."""
+    headers = Headers(head.headers)
+    scheme = "https" if isinstance(stream, trio.SSLStream) else "http"
+    peer = peer_address(stream)
+    remote, said = client_of(peer, scheme, headers, config.trusted_proxies)
+    known = said if isinstance(stream, trio.SSLStream) or said != scheme else None
+    request = Request(
+        method=head.method,
+        path=head.path,
+        query=QueryParams.parse(head.query),
+        headers=headers,
+        params=match.params if match is not None else {},
+        remote=remote,
+        scheme=said,
+        subprotocols=offered_subprotocols(head),
+    )
+    return request, known
+
+
 async def _upgrade(
     conn: h11.Connection,
     stream: trio.abc.Stream,
     head: RequestHead,
-    table: RouteTable,
+    match: Match | None,
+    request: Request,
+    scheme: str | None,
     admission: Admission,
 ) -> None:
     config = admission.config
-    refused = refusal(head, table, config) or admission.refusal()
+    target = match.target if match is not None else None
+    refused = refusal(head, target, config, scheme) or admission.refusal()
     if refused is not None:
         response = raw_response(refused.status, refused.message, refused.headers)
         await _send_quietly(admission, stream, response)
         return
-    route = table.sockets[head.path]
-    info = ConnectionInfo(
-        path=head.path,
-        query=head.query,
-        headers=Headers(head.headers),
-        remote=peer_address(stream),
-        subprotocol=route.choose_subprotocol(offered_subprotocols(head)),
-    )
+    assert match is not None and isinstance(target, Route)
     with admission.upgrading() as upgraded:
-        async with _open_transport(conn, stream, head, info, route, config) as transport:
+        decision = await run_hook(target, match.pattern, request, config.handshake_timeout)
+        if not isinstance(decision, Accept):
+            await _send_quietly(admission, stream, answer_bytes(conn, decision, close=True))
+            return
+        chosen = decision.subprotocol or target.choose_subprotocol(request.subprotocols)
+        info = ConnectionInfo(
+            path=head.path,
+            query=head.query,
+            headers=request.headers,
+            remote=request.remote,
+            subprotocol=chosen,
+            request=request,
+        )
+        async with _open_transport(
+            conn, stream, head, info, target, config, decision.headers
+        ) as transport:
             if transport is None:
                 return
-            supervisor = Supervisor(transport, route.handler, config, accepts=route.accepted_type)
+            supervisor = Supervisor(
+                transport,
+                target.handler,
+                config,
+                accepts=target.accepted_type,
+                state=decision.state,
+            )
             upgraded()
             await admission.supervise(supervisor)
 
@@ -104,13 +152,14 @@ async def _open_transport(
     info: ConnectionInfo,
     route: Route,
     config: Config,
+    extra_headers: tuple[tuple[str, str], ...] = (),
 ) -> AsyncIterator[Transport | None]:
     """Answer 101 and open the configured engine's transport (None if the 101 cannot be sent
     within ``handshake_timeout``)."""
     received = conn.trailing_data[0]  # sent before our 101: the first frames
     if config.engine == "trio-websocket":  # it parses the request again, from bytes
         request = head.to_bytes() + received
-        async with server_transport(stream, request, info, config, route.choose_subprotocol) as tws:
+        async with server_transport(stream, request, info, config, extra_headers) as tws:
             yield tws
         return
     key = (head.header("sec-websocket-key") or "").strip()
@@ -121,6 +170,7 @@ async def _open_transport(
     ]
     if info.subprotocol is not None:
         headers.append(("Sec-WebSocket-Protocol", info.subprotocol))
+    headers.extend(extra_headers)
     agreement = None
     if route.compresses(config):
         offers = parse_extensions(head.header_lines("sec-websocket-extensions"))

@@ -11,6 +11,7 @@ send the next request on the same connection.
 from __future__ import annotations
 
 import email.utils
+from http import HTTPStatus
 from urllib.parse import urlsplit
 
 import attrs
@@ -20,19 +21,13 @@ import trio
 from .._conn.headers import first_value
 from .._wire.handshake import has_token
 
-#: Reason phrases for the statuses the front sends.
-REASONS = {
-    200: b"OK",
-    400: b"Bad Request",
-    403: b"Forbidden",
-    404: b"Not Found",
-    405: b"Method Not Allowed",
-    408: b"Request Timeout",
-    413: b"Content Too Large",
-    426: b"Upgrade Required",
-    431: b"Request Header Fields Too Large",
-    503: b"Service Unavailable",
-}
+
+def reason(status: int) -> bytes:
+    """The standard reason phrase of ``status`` (``http.HTTPStatus``), or empty."""
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
 
 
 class BadRequest(Exception):
@@ -52,6 +47,7 @@ class RequestHead:
     target: str  # origin-form (/path?query) or absolute-form (http://host/path?query)
     headers: tuple[tuple[str, str], ...]
     version: str = "1.1"  # the HTTP version, as h11 read it
+    body: bytes = b""  # the request body (bounded by Config.max_body_size)
 
     @property
     def path(self) -> str:
@@ -96,15 +92,17 @@ def _split_target(target: str) -> tuple[str, str]:
 
 
 async def read_head(
-    conn: h11.Connection, stream: trio.abc.Stream, max_bytes: int
+    conn: h11.Connection, stream: trio.abc.Stream, max_bytes: int, max_body: int
 ) -> RequestHead | None:
-    """Read one request head (and a body up to ``max_bytes``); None on a clean EOF.
+    """Read one request: its head (up to ``max_bytes``, else 431) and its body (up to
+    ``max_body``, else 413, refused from ``Content-Length`` before it is read); None on a
+    clean EOF.
 
     Bytes read past the request stay in ``conn``: the next request (keep-alive,
     pipelining) or, after an upgrade, the WebSocket stream (``conn.trailing_data``).
     """
     request: h11.Request | None = None
-    body = 0
+    body = bytearray()
     while True:
         try:
             event = conn.next_event()
@@ -121,10 +119,16 @@ async def read_head(
             size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
             if size > max_bytes:  # h11 only limits heads that arrive in pieces
                 raise BadRequest(431, "request head too large")
+            declared = first_value(
+                ((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers),
+                "content-length",
+            )
+            if declared is not None and declared.isdigit() and int(declared) > max_body:
+                raise BadRequest(413, f"request body over {max_body} bytes")
         elif isinstance(event, h11.Data):
-            body += len(event.data)
-            if body > max_bytes:
-                raise BadRequest(413, "request body too large")
+            body += event.data
+            if len(body) > max_body:
+                raise BadRequest(413, f"request body over {max_body} bytes")
         elif isinstance(event, h11.EndOfMessage | type(h11.PAUSED)):
             break
         elif isinstance(event, h11.ConnectionClosed):
@@ -138,6 +142,7 @@ async def read_head(
         request.target.decode("latin-1"),
         headers,
         request.http_version.decode("ascii", "replace"),
+        bytes(body),
     )
 
 
@@ -161,9 +166,7 @@ def response_bytes(
     ]
     if close:
         all_headers.append(("Connection", "close"))
-    out = conn.send(
-        h11.Response(status_code=status, headers=all_headers, reason=REASONS.get(status, b""))
-    )
+    out = conn.send(h11.Response(status_code=status, headers=all_headers, reason=reason(status)))
     assert out is not None
     if body and not head_only:
         out += conn.send(h11.Data(data=body)) or b""
@@ -175,7 +178,7 @@ def raw_response(status: int, message: str, headers: tuple[tuple[str, str], ...]
     """A complete response for when h11's state is unusable (bad or oversized input)."""
     body = (message.rstrip("\n") + "\n").encode("utf-8", "replace")
     lines = [
-        f"HTTP/1.1 {status} {REASONS.get(status, b'').decode()}",
+        f"HTTP/1.1 {status} {reason(status).decode()}",
         "Content-Type: text/plain; charset=utf-8",
         f"Content-Length: {len(body)}",
         "Connection: close",

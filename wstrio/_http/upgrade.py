@@ -17,7 +17,7 @@ from .._conn.config import Config
 from .._wire.deflate import ExtensionError, parse_extensions
 from .._wire.handshake import has_token, is_token, list_items
 from .parse import RequestHead
-from .routes import RouteTable
+from .routes import Route, Target
 
 _VERSION_13 = (("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"))
 
@@ -36,15 +36,20 @@ _ONCE = ("host", "sec-websocket-key", "sec-websocket-version", "origin")
 #: Request headers whose values must be ASCII (a host name, tokens, an origin).
 _ASCII = ("host", "sec-websocket-protocol", "sec-websocket-extensions", "origin")
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+_WS_OF = {"http": "ws", "https": "wss"}
 
 
-def refusal(head: RequestHead, table: RouteTable, config: Config) -> Refusal | None:
+def refusal(
+    head: RequestHead, target: Target | None, config: Config, scheme: str | None = None
+) -> Refusal | None:
     """Why ``head`` cannot be upgraded (route, method, handshake headers, origin), or None.
 
-    Header lists are read over all their lines (RFC 7230 3.2.2) and tokens are
-    matched whole and case-insensitively (RFC 6455 4.2.1).
+    ``target`` is what the path matched; ``scheme`` the request's (``https`` under TLS or
+    from a trusted proxy), None when only the origin's own can be assumed. Header lists
+    are read over all their lines (RFC 7230 3.2.2) and tokens are matched whole and
+    case-insensitively (RFC 6455 4.2.1).
     """
-    if head.path not in table.sockets:
+    if not isinstance(target, Route):
         return Refusal(404, "no WebSocket endpoint at this path")
     if head.method != "GET":
         return Refusal(405, "a WebSocket handshake is a GET", (("Allow", "GET"),))
@@ -72,7 +77,7 @@ def refusal(head: RequestHead, table: RouteTable, config: Config) -> Refusal | N
         parse_extensions(head.header_lines("sec-websocket-extensions"))
     except ExtensionError as exc:
         return Refusal(400, f"invalid Sec-WebSocket-Extensions: {exc}")
-    if not origin_allowed(head, config):
+    if not origin_allowed(head, config, scheme):
         return Refusal(403, "origin not allowed")
     return None
 
@@ -82,9 +87,11 @@ def offered_subprotocols(head: RequestHead) -> tuple[str, ...]:
     return tuple(list_items(head.header_lines("sec-websocket-protocol")))
 
 
-def origin_allowed(head: RequestHead, config: Config) -> bool:
+def origin_allowed(head: RequestHead, config: Config, scheme: str | None = None) -> bool:
     """The ``Origin`` check (RFC 6455 10.2) against ``Config.allowed_origins``; origins are
-    compared as (scheme, host, port) with default ports filled in (RFC 6454 4, 5)."""
+    compared as (scheme, host, port) with default ports filled in (RFC 6454 4, 5). For the
+    same-origin rule the ``Host`` port defaults by ``scheme`` when it is known (TLS, a
+    trusted proxy), else by the origin's scheme."""
     origin = head.header("origin")
     allowed = config.allowed_origins
     if origin is None or allowed == "*":
@@ -94,7 +101,9 @@ def origin_allowed(head: RequestHead, config: Config) -> bool:
         return False
     if allowed is None:  # same origin as the Host the request was sent to
         host = urlsplit(f"//{head.header('host') or ''}")
-        port = host.port if host.port is not None else _DEFAULT_PORTS.get(seen[0])
+        if scheme is not None and seen[0] not in (scheme, _WS_OF[scheme]):
+            return False
+        port = host.port if host.port is not None else _DEFAULT_PORTS.get(scheme or seen[0])
         return (host.hostname or "", port) == seen[1:]
     return any(origin_tuple(entry) == seen for entry in allowed)
 

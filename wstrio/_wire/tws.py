@@ -222,10 +222,11 @@ async def server_transport(
     request: bytes,
     info: ConnectionInfo,
     config: Config,
-    choose_subprotocol: Callable[[tuple[str, ...]], str | None],
+    extra_headers: tuple[tuple[str, str], ...] = (),
 ) -> AsyncIterator[EngineTransport | None]:
-    """Answer the upgrade ``request`` (its raw bytes) with 101; the transport while the block
-    runs, or None if the handshake did not finish within ``handshake_timeout``."""
+    """Answer the upgrade ``request`` (its raw bytes) with 101, with ``info.subprotocol`` and
+    ``extra_headers``; the transport while the block runs, or None if the handshake did not
+    finish within ``handshake_timeout``."""
     async with trio.open_nursery() as engine:
         ws_request = None
         with trio.move_on_after(config.handshake_timeout):
@@ -240,9 +241,9 @@ async def server_transport(
             engine.cancel_scope.cancel()
             yield None
             return
-        subprotocol = choose_subprotocol(tuple(ws_request.proposed_subprotocols))
-        ws = await ws_request.accept(subprotocol=subprotocol)
-        yield EngineTransport(ws, stream, attrs.evolve(info, subprotocol=subprotocol))
+        extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra_headers]
+        ws = await ws_request.accept(subprotocol=info.subprotocol, extra_headers=extra)
+        yield EngineTransport(ws, stream, info)
         engine.cancel_scope.cancel()
 
 
