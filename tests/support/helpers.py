@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,18 @@ async def start_stoppable(nursery: trio.Nursery, server: object) -> tuple[int, t
             await server.run(port=0, task_status=task_status)  # type: ignore[attr-defined]
 
     return await nursery.start(run), scope
+
+
+@contextlib.asynccontextmanager
+async def serving(routes: object, config: object = None) -> AsyncIterator[int]:
+    """A wstrio server for ``routes`` on a free loopback port while the block runs."""
+    import wstrio
+
+    server = wstrio.Server(routes, config=config or wstrio.Config())  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        port, stop = await start_stoppable(nursery, server)
+        yield port
+        stop.cancel()
 
 
 async def http_get(port: int, path: str) -> tuple[bytes, bytes]:

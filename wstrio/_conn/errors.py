@@ -101,6 +101,11 @@ class HandshakeRejected(WstrioError):
         self.headers = headers
         self.body = body
 
+    @property
+    def status(self) -> int:
+        """The HTTP status (the same as ``status_code``)."""
+        return self.status_code
+
     def header(self, name: str) -> str | None:
         """The first value of response header ``name`` (case-insensitive), or None."""
         return first_value(self.headers, name)

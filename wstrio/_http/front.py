@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import attrs
 import h11
 import trio
 
@@ -62,7 +63,8 @@ async def serve_connection(
         match = table.match(head.path)
         request, known_scheme = _request_of(head, match, stream, config)
         if head.wants_websocket:
-            await _upgrade(conn, stream, head, match, request, known_scheme, admission)
+            hint = table.other_slash(head.path) if match is None else None
+            await _upgrade(conn, stream, head, match, request, known_scheme, admission, hint)
             return
         admission.http_requests += 1
         response = await respond(conn, head, table, admission, request, match)
@@ -105,10 +107,13 @@ async def _upgrade(
     request: Request,
     scheme: str | None,
     admission: Admission,
+    hint: str | None = None,
 ) -> None:
     config = admission.config
     target = match.target if match is not None else None
     refused = refusal(head, target, config, scheme) or admission.refusal()
+    if refused is not None and hint is not None:
+        refused = attrs.evolve(refused, message=f"{refused.message} (did you mean {hint}?)")
     if refused is not None:
         response = raw_response(refused.status, refused.message, refused.headers)
         await _send_quietly(admission, stream, response)
