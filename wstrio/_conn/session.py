@@ -97,9 +97,7 @@ class Session:
         self._query: Mapping[str, str] | None = None
         self._quiet = quiet  # a reconnecting client's session: async for never raises
         self._request: Request | None = info.request
-        #: Per-session state for the application: a plain dict, seeded by the handshake
-        #: hook's ``Accept(state=...)``; wstrio never reads it.
-        self.state: dict[str, Any] = state if state is not None else {}
+        self._state: dict[str, Any] = state if state is not None else {}
 
     # -- what the handshake carried -------------------------------------------------
     @property
@@ -145,6 +143,12 @@ class Session:
                 remote=info.remote,
             )
         return self._request
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """Per-session state for the application: a plain dict, seeded by the handshake
+        hook's ``Accept(state=...)``; wstrio never reads it."""
+        return self._state
 
     @property
     def params(self) -> Mapping[str, str]:
