@@ -47,7 +47,7 @@ THIRD_PARTY: dict[str, frozenset[str]] = {
     "_server": frozenset({"trio", "attrs"}),
     "_client": frozenset({"trio", "attrs", "h11"}),
     "_apps": frozenset({"trio", "attrs"}),
-    "testing": frozenset({"trio", "attrs", "pytest"}),
+    "testing": frozenset({"trio", "attrs", "pytest", "h11"}),
     "_cli": frozenset({"trio", "attrs"}),
     "__init__": frozenset(),
     "__main__": frozenset(),

@@ -67,3 +67,38 @@ async def test_ticker_example_pushes_updates_of_the_symbols_asked_for(
         with trio.fail_after(5):
             await ws.wait_closed()
         assert (ws.close_code, ws.close_reason) == (1008, "unknown symbols: NOPE")
+
+
+async def test_authchat_refuses_bad_tokens_and_chats_by_room(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """examples/authchat: 401 before the upgrade for a bad token, names from the hook's state,
+    rooms from the path, the page and its script from the static directory (test kit)."""
+    example = runpy.run_path(str(EXAMPLES / "authchat" / "app.py"))
+    hub = wstrio.Hub()
+    async with wstrio.testing.open_memory_server(example["routes"](hub)) as server:
+        page = await server.request("GET", "/")
+        script = await server.request("GET", "/app.js")
+        assert page.status == 200 and b'<script src="app.js">' in page.body
+        assert script.status == 200 and b"new WebSocket" in script.body
+        for bad in ("/c/lobby", "/c/lobby?token=nope"):
+            try:
+                async with server.connect(bad):
+                    raise AssertionError("a bad token was accepted")
+            except wstrio.HandshakeRejected as exc:
+                assert exc.status == 401 and exc.header("www-authenticate")
+        cookie = [("Cookie", "token=bob-token")]
+        async with (
+            server.connect("/c/lobby?token=ann-token") as ann,
+            server.connect("/c/lobby", headers=cookie) as bob,
+            server.connect("/c/other", headers=[("Authorization", "Bearer bob-token")]) as far,
+        ):
+            assert await ann.receive_json() == {"joined": "ann"}
+            assert await ann.receive_json() == {"joined": "bob"}
+            assert await bob.receive_json() == {"joined": "bob"}
+            assert await far.receive_json() == {"joined": "bob"}
+            await ann.send("hello")
+            assert await bob.receive_json() == {"from": "ann", "text": "hello"}
+            assert await ann.receive_json() == {"from": "ann", "text": "hello"}
+            await trio.testing.wait_all_tasks_blocked()
+            assert far.statistics().inbox_used == 0  # another room heard nothing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import overload
 
 import attrs
 
@@ -23,6 +24,15 @@ class Headers:
     """Request headers: case-insensitive, in order, repeated names kept."""
 
     items: tuple[tuple[str, str], ...] = ()
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+
+    @overload
+    def get(self, name: str, default: str | None) -> str | None: ...
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name``, or ``default``."""

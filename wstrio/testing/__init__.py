@@ -27,6 +27,8 @@ from .._conn.stats import ServerStatistics
 from .._http.routes import Routes
 from .._server import Server
 from .._wire.frames import short_frame
+from .._http.answers import Response
+from ._http import http_exchange
 from ._streams import ClientEnd, MemoryStream, memory_stream_pair
 
 __all__ = ["Faults", "MemoryServer", "MemoryStream", "memory_stream_pair", "open_memory_server"]
@@ -111,6 +113,21 @@ class MemoryServer:
                 yield session
             finally:
                 del self._ends[id(session)]
+
+    async def request(
+        self,
+        method: str,
+        path: str = "/",
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> Response:
+        """One plain HTTP request (``Host: wstrio.test``, ``Connection: close``): the
+        server's answer as a :class:`wstrio.Response` (its ``Content-Type``, ``ETag``... in
+        ``headers``). For ``HttpRoute``, ``Static`` and ``StaticDir`` routes and ``/healthz``."""
+        stream = await self.open_stream()
+        async with stream:
+            return await http_exchange(stream, method, path, headers, body)
 
     def faults(self, session: Session) -> Faults:
         """Fault injection for a session opened with :meth:`connect`."""
