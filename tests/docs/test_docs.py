@@ -250,17 +250,17 @@ async def test_tutorial_chat_names() -> None:
     """Step 2: names and rooms from the URL, join and leave notices, text only."""
     routes = load("tutorial-chat-names")["routes"]
     async with wstrio.testing.open_memory_server(routes) as server:
-        async with server.connect("/ws/chat?room=tea&name=ada", config=QUIET) as ada:
+        async with server.connect("/c/tea?name=ada", config=QUIET) as ada:
             await settle()
-            async with server.connect("/ws/chat?room=tea&name=bob", config=QUIET) as bob:
+            async with server.connect("/c/tea?name=bob", config=QUIET) as bob:
                 assert await ada.receive() == "* bob joined"
-                async with server.connect("/ws/chat?room=coffee&name=eve", config=QUIET) as eve:
+                async with server.connect("/c/coffee?name=eve", config=QUIET) as eve:
                     await bob.send("hi")
                     assert await ada.receive() == "bob: hi" and await bob.receive() == "bob: hi"
                     await settle()
                     assert eve.statistics().inbox_used == 0  # another room hears nothing
             assert await ada.receive() == "* bob left"
-        async with server.connect("/ws/chat", config=QUIET) as anonymous:
+        async with server.connect("/c/lobby", config=QUIET) as anonymous:
             await settle()
             await anonymous.send("hello?")
             assert await anonymous.receive() == "anonymous: hello?"
@@ -870,3 +870,26 @@ async def test_caddy_config_proxies_websockets(nursery: trio.Nursery, tmp_path: 
         assert received.get("x-forwarded-proto") == "http"
     finally:
         os.kill(int(pidfile.read_text()), signal.SIGTERM)
+
+
+@runs("howto-auth-hook", "howto-auth-test")
+def test_auth_howto_test_passes_under_pytest(tmp_path: Path) -> None:
+    """The authentication how-to's test module, importing its hook sample, passes."""
+    (tmp_path / "docs_howto_auth_hook.py").write_text(sample("howto-auth-hook").code)
+    run_pytest_sample("howto-auth-test", tmp_path)
+
+
+@runs("howto-auth-client")
+async def test_auth_howto_client_prints_the_refusal(
+    nursery: trio.Nursery, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over loopback: a bad token prints the 401, its challenge and body; a good one gets in."""
+    routes = load("howto-auth-hook")["routes"]
+    main = load("howto-auth-client")["main"]
+    port = await serve_on_loopback(nursery, routes)
+    await main(f"ws://127.0.0.1:{port}/c/lobby?token=wrong")
+    await main(f"ws://127.0.0.1:{port}/c/tea?token=s3cret-for-ann")
+    assert capsys.readouterr().out.splitlines() == [
+        "401 Bearer realm=\"chat\" b'who?\\n'",
+        "hello ann, welcome to tea",
+    ]

@@ -24,10 +24,10 @@ from .._client.dial import HeadersLike, Target
 from .._conn.config import Config
 from .._conn.session import Session
 from .._conn.stats import ServerStatistics
+from .._http.answers import Response
 from .._http.routes import Routes
 from .._server import Server
 from .._wire.frames import short_frame
-from .._http.answers import Response
 from ._http import http_exchange
 from ._streams import ClientEnd, MemoryStream, memory_stream_pair
 
