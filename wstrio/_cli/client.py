@@ -59,7 +59,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     client.add_argument("url", help="ws:// or wss:// URL, e.g. ws://127.0.0.1:7777/ws/echo")
     client.add_argument(
-        "--wait", type=float, default=1.0, metavar="SECONDS",
+        "--wait",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
         help="pipe mode: once stdin has ended, close after this long without a message",
     )
     cli.add_connection_options(client, session=True)

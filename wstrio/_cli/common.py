@@ -62,35 +62,81 @@ def _header(text: str) -> tuple[str, str]:
 def add_connection_options(parser: argparse.ArgumentParser, *, session: bool) -> None:
     """Options for opening WebSockets; ``session`` adds heartbeat and size options."""
     add = parser.add_argument
-    add("--header", action="append", type=_header, metavar="NAME:VALUE",
-        help="send this request header (repeatable)")
-    add("--subprotocol", action="append", metavar="NAME",
-        help="offer this subprotocol (repeatable, most preferred first)")
-    add("--cafile", metavar="PEM",
-        help="wss://: trust the CA certificates in this file (default: the system's)")
-    add("--insecure", action="store_true",
-        help="wss://: do not verify the server's certificate or host name")
-    add("--handshake-timeout", type=seconds, default=DEFAULTS.handshake_timeout,
-        metavar="SECONDS", help="time to connect and finish the opening handshake")
-    add("--engine", choices=ENGINES, default=DEFAULTS.engine,
-        help="the WebSocket engine: wstrio's own, or trio-websocket")
+    add(
+        "--header",
+        action="append",
+        type=_header,
+        metavar="NAME:VALUE",
+        help="send this request header (repeatable)",
+    )
+    add(
+        "--subprotocol",
+        action="append",
+        metavar="NAME",
+        help="offer this subprotocol (repeatable, most preferred first)",
+    )
+    add(
+        "--cafile",
+        metavar="PEM",
+        help="wss://: trust the CA certificates in this file (default: the system's)",
+    )
+    add(
+        "--insecure",
+        action="store_true",
+        help="wss://: do not verify the server's certificate or host name",
+    )
+    add(
+        "--handshake-timeout",
+        type=seconds,
+        default=DEFAULTS.handshake_timeout,
+        metavar="SECONDS",
+        help="time to connect and finish the opening handshake",
+    )
+    add(
+        "--engine",
+        choices=ENGINES,
+        default=DEFAULTS.engine,
+        help="the WebSocket engine: wstrio's own, or trio-websocket",
+    )
     if session:
-        add("--ping-interval", type=seconds_or_off, default=DEFAULTS.ping_interval,
-            metavar="SECONDS", help="time between heartbeat pings; 0 or 'off': no heartbeat")
-        add("--ping-timeout", type=seconds, default=argparse.SUPPRESS, metavar="SECONDS",
+        add(
+            "--ping-interval",
+            type=seconds_or_off,
+            default=DEFAULTS.ping_interval,
+            metavar="SECONDS",
+            help="time between heartbeat pings; 0 or 'off': no heartbeat",
+        )
+        add(
+            "--ping-timeout",
+            type=seconds,
+            default=argparse.SUPPRESS,
+            metavar="SECONDS",
             help="time a pong may take before the connection fails with 1011 "
-            f"(default: {DEFAULTS.ping_timeout}, or --ping-interval if that is smaller)")
-        add("--close-timeout", type=seconds, default=DEFAULTS.close_timeout,
-            metavar="SECONDS", help="time the close handshake may take before TCP is dropped")
-        add("--max-message-size", type=int, default=DEFAULTS.max_message_size,
-            metavar="BYTES", help="larger incoming messages close the connection with 1009")
+            f"(default: {DEFAULTS.ping_timeout}, or --ping-interval if that is smaller)",
+        )
+        add(
+            "--close-timeout",
+            type=seconds,
+            default=DEFAULTS.close_timeout,
+            metavar="SECONDS",
+            help="time the close handshake may take before TCP is dropped",
+        )
+        add(
+            "--max-message-size",
+            type=int,
+            default=DEFAULTS.max_message_size,
+            metavar="BYTES",
+            help="larger incoming messages close the connection with 1009",
+        )
 
 
 def connection_kwargs(args: argparse.Namespace, **config: Any) -> dict[str, Any]:
     """Keyword arguments for ``wstrio.connect``; ValueError for nonsense."""
     parse_url(args.url)
     fields: dict[str, Any] = {
-        "handshake_timeout": args.handshake_timeout, "engine": args.engine, **config
+        "handshake_timeout": args.handshake_timeout,
+        "engine": args.engine,
+        **config,
     }
     if hasattr(args, "ping_interval"):
         interval = args.ping_interval

@@ -1,4 +1,5 @@
-"""``wstrio serve``: the page, echo and chat on one port, until Ctrl-C or SIGTERM."""
+"""``wstrio serve [APP]``: the page, echo and chat (or the application ``module:attr``) on
+one port, until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from .._apps.chat import Chat
 from .._apps.echo import default_routes
 from .._conn.config import ENGINES, Config, default_ping_timeout
 from .._rooms.hub import POLICIES, Hub
-from .._server import serve
+from .._server import Server
+from .app import AppError, build_app, find_app
 from .common import DEFAULTS, seconds_or_off
 
 _SECONDS = (
@@ -35,6 +37,7 @@ _SIZES = (
     "receive_buffer_size",
     "socket_send_buffer",
     "max_header_bytes",
+    "max_body_size",
     "max_connections",
     "broadcast_backlog",
     "compression_window_bits",
@@ -48,8 +51,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``serve`` command and its options."""
     serve_cmd = commands.add_parser(
         "serve",
-        help="serve the browser page, echo and chat (the default command)",
+        help="serve the browser page, echo and chat, or your app (the default command)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    serve_cmd.add_argument(
+        "app",
+        nargs="?",
+        metavar="APP",
+        help="module:attribute naming your routes mapping, a wstrio.Server, or a function"
+        " returning one (called with the Config if it takes an argument); default: the page,"
+        " /ws/echo and /ws/chat",
+    )
+    serve_cmd.add_argument(
+        "--app-dir", default=".", help="directory put first on sys.path to import APP from"
     )
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve_cmd.add_argument("--port", type=int, default=7777, help="port to listen on (0: any)")
@@ -61,6 +75,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         metavar="ORIGIN",
         help="browser origin allowed to connect (repeatable; '*' for any; default: same origin)",
+    )
+    serve_cmd.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDRESS",
+        help="proxy address or network whose X-Forwarded-For/Forwarded headers are believed"
+        " (repeatable; default: none)",
     )
     serve_cmd.add_argument(
         "--slow-consumer",
@@ -117,23 +138,22 @@ def _chat(args: argparse.Namespace) -> Chat:
     return Chat(Hub(policy=args.slow_consumer), max_text=args.chat_max_text)
 
 
-async def _serve(args: argparse.Namespace, config: Config, tls: ssl.SSLContext | None) -> None:
+async def _serve(
+    args: argparse.Namespace, config: Config, tls: ssl.SSLContext | None, found: object
+) -> None:
+    app = found if args.app is None else build_app(found, args.app, config)
+    server = app if isinstance(app, Server) else Server(app, config=config)  # type: ignore[arg-type]
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             port = await nursery.start(
-                functools.partial(
-                    serve,
-                    default_routes(_chat(args)),
-                    host=args.host,
-                    port=args.port,
-                    config=config,
-                    ssl_context=tls,
-                )
+                functools.partial(server.run, host=args.host, port=args.port, ssl_context=tls)
             )
-            scheme = "wss" if tls else "ws"
-            print(f"wstrio listening on {scheme}://{args.host}:{port}/ws/echo", flush=True)
-            web = "https" if tls else "http"
-            print(f"open {web}://{args.host}:{port}/ for the echo and chat page", flush=True)
+            scheme, web = ("wss", "https") if tls else ("ws", "http")
+            if args.app is None:
+                print(f"wstrio listening on {scheme}://{args.host}:{port}/ws/echo", flush=True)
+                print(f"open {web}://{args.host}:{port}/ for the echo and chat page", flush=True)
+            else:
+                print(f"wstrio serving {args.app} on {web}://{args.host}:{port}/", flush=True)
             async for signum in signals:
                 logging.getLogger("wstrio").info("%s: shutting down", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
@@ -149,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
         fields["compression_context_takeover"] = args.compression_context_takeover
         if fields["ping_timeout"] is None:
             fields["ping_timeout"] = default_ping_timeout(fields["ping_interval"])
+        if args.trusted_proxy:
+            fields["trusted_proxies"] = tuple(args.trusted_proxy)
         if args.allowed_origin:
             fields["allowed_origins"] = "*" if "*" in args.allowed_origin else args.allowed_origin
         config = attrs.evolve(DEFAULTS, **fields)
@@ -161,7 +183,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"wstrio: cannot load the certificate: {exc}", file=sys.stderr)
         return 2
     try:
-        trio.run(_serve, args, config, tls)
+        app = default_routes(_chat(args)) if args.app is None else find_app(args.app, args.app_dir)
+    except AppError as exc:
+        print(f"wstrio: {exc}", file=sys.stderr)
+        return 2
+    try:
+        trio.run(_serve, args, config, tls, app)
+    except AppError as exc:
+        print(f"wstrio: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"wstrio: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
