@@ -117,7 +117,10 @@ class ClientConnection:
                 if options.opener is not None:
                     stream = await options.opener(target)
                 else:
-                    stream = await open_stream(target, options.ssl_context)
+                    stream = await open_stream(target, options.ssl_context, options.proxy)
+            except ConnectError as exc:  # a proxy's refusal says so itself
+                self.failure = exc
+                return
             except (OSError, trio.BrokenResourceError) as exc:  # TLS failures are the latter
                 self.failure = unreachable_error(target, exc)
                 return
@@ -193,8 +196,13 @@ async def connect(
     headers: HeadersLike | None = None,
     ssl_context: ssl.SSLContext | None = None,
     opener: Opener | None = None,
+    proxy: str | bool | None = True,
 ) -> AsyncIterator[Session]:
     """Open a WebSocket to ``url``; ``async with connect(url) as session: ...``.
+
+    ``proxy``: an ``http://`` (CONNECT) or ``socks5://`` proxy URL, None for no
+    proxy, or True (the default) for the environment's (``https_proxy``,
+    ``http_proxy``, ``all_proxy``, ``no_proxy``).
 
     The session is supervised like a server session (heartbeat, bounded
     queues, the close-code table). Leaving the block closes it: 1000 when the
@@ -203,7 +211,7 @@ async def connect(
     :class:`HandshakeRejected`, :class:`ConnectError` (an ``OSError``) or
     :class:`HandshakeTimeout` when no session could be opened.
     """
-    options = make_options(config, subprotocols, headers, ssl_context, opener)
+    options = make_options(config, subprotocols, headers, ssl_context, opener, proxy=proxy)
     client = ClientConnection(parse_url(url), options)
     error: BaseException | None = None
     async with trio.open_nursery() as nursery:

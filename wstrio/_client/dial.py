@@ -4,43 +4,18 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from urllib.parse import urlsplit
 
 import attrs
 import trio
 
 from .._conn.config import Config
 from .._conn.errors import ConnectError, HandshakeTimeout, leaves
+from .proxy import choose_proxy, open_tunnel, parse_proxy
+from .target import Target, parse_url
+
+__all__ = ["HeadersLike", "Opener", "Options", "Target", "make_options", "open_stream", "parse_url"]
 
 HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
-
-
-@attrs.frozen
-class Target:
-    """Where a ``ws://`` or ``wss://`` URL points."""
-
-    url: str
-    secure: bool
-    host: str
-    port: int
-    resource: str  # path and query, sent in the request line
-
-    @property
-    def host_header(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.secure else 80
-        return host if self.port == default else f"{host}:{self.port}"
-
-
-def parse_url(url: str) -> Target:
-    """Split a WebSocket URL; ValueError for anything but ``ws://`` and ``wss://``."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ValueError(f"a WebSocket URL is ws://host[:port]/path or wss://...: {url!r}")
-    secure = parts.scheme == "wss"
-    port = parts.port or (443 if secure else 80)
-    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(url, secure, parts.hostname, port, resource)
 
 
 Opener = Callable[[Target], Awaitable[trio.abc.Stream]]
@@ -56,6 +31,7 @@ class Options:
     ssl_context: ssl.SSLContext | None = None
     opener: Opener | None = None
     quiet: bool = False  # ``async for`` ends quietly whatever the close code (reconnecting)
+    proxy: str | bool | None = True  # a URL, None, or True: from the environment
 
 
 def make_options(
@@ -66,16 +42,30 @@ def make_options(
     opener: Opener | None,
     *,
     quiet: bool = False,
+    proxy: str | bool | None = True,
 ) -> Options:
-    """The options of one ``connect`` or ``reconnecting`` call, headers as string pairs."""
+    """The options of one ``connect`` or ``reconnecting`` call, headers as string pairs;
+    ValueError for a malformed proxy URL (checked here, before any connection)."""
     pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
     strings = tuple((str(k), str(v)) for k, v in pairs)
-    return Options(config, tuple(subprotocols), strings, ssl_context, opener, quiet)
+    if isinstance(proxy, str):
+        parse_proxy(proxy)
+    elif proxy is not None and proxy is not True:
+        raise ValueError(f"proxy is a URL, None (no proxy) or True (the environment's): {proxy!r}")
+    return Options(config, tuple(subprotocols), strings, ssl_context, opener, quiet, proxy)
 
 
-async def open_stream(target: Target, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
-    """TCP to the target, with TLS on top for ``wss://``."""
-    stream: trio.abc.Stream = await trio.open_tcp_stream(target.host, target.port)
+async def open_stream(
+    target: Target, ssl_context: ssl.SSLContext | None, proxy: str | bool | None = None
+) -> trio.abc.Stream:
+    """TCP to the target (through ``proxy``: see ``proxy.py``), with TLS on top for
+    ``wss://``."""
+    via = choose_proxy(target, proxy)  # type: ignore[arg-type]
+    stream: trio.abc.Stream
+    if via is None:
+        stream = await trio.open_tcp_stream(target.host, target.port)
+    else:
+        stream = await open_tunnel(via, target)
     if target.secure:
         context = ssl_context if ssl_context is not None else ssl.create_default_context()
         tls = trio.SSLStream(stream, context, server_hostname=target.host)

@@ -111,6 +111,7 @@ async def reconnecting(
     headers: HeadersLike | None = None,
     ssl_context: ssl.SSLContext | None = None,
     opener: Opener | None = None,
+    proxy: str | bool | None = True,
     backoff_base: float = 0.5,
     backoff_cap: float = 30.0,
     max_attempts: int | None = None,
@@ -122,12 +123,15 @@ async def reconnecting(
     closes; the loop then decides from the close code whether to reconnect
     (``RECONNECT_CODES``). A failed attempt (``ConnectError``, a refused
     handshake with 408/429/5xx) is retried too, up to ``max_attempts``
-    consecutive failures (None: forever), after which it is raised.
+    consecutive failures (None: forever), after which it is raised. ``proxy`` as
+    for :func:`connect`.
     """
     if max_attempts is not None and max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1 or None, got {max_attempts}")
     target = parse_url(url)
-    options = make_options(config, subprotocols, headers, ssl_context, opener, quiet=True)
+    options = make_options(
+        config, subprotocols, headers, ssl_context, opener, quiet=True, proxy=proxy
+    )
     backoff = Backoff(backoff_base, backoff_cap, rng if rng is not None else random.Random())
     failures = 0
     while True:

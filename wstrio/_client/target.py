@@ -1,0 +1,35 @@
+"""Where a ``ws://`` or ``wss://`` URL points: :class:`Target`."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import attrs
+
+
+@attrs.frozen
+class Target:
+    """Where a ``ws://`` or ``wss://`` URL points."""
+
+    url: str
+    secure: bool
+    host: str
+    port: int
+    resource: str  # path and query, sent in the request line
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.secure else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def parse_url(url: str) -> Target:
+    """Split a WebSocket URL; ValueError for anything but ``ws://`` and ``wss://``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"a WebSocket URL is ws://host[:port]/path or wss://...: {url!r}")
+    secure = parts.scheme == "wss"
+    port = parts.port or (443 if secure else 80)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(url, secure, parts.hostname, port, resource)
