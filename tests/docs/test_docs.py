@@ -469,27 +469,26 @@ async def test_proxy_server_sample(nursery: trio.Nursery) -> None:
 
 @runs("proxy-client-address")
 async def test_proxy_client_address(nursery: trio.Nursery) -> None:
-    """client_address() trusts only the last X-Forwarded-For entry, and only from a proxy."""
+    """With trusted_proxies, the forwarded client is session.remote; without, the peer is."""
     namespace = load("proxy-client-address")
-    routes = {"/hello": namespace["hello"]}
-    port = await serve_on_loopback(nursery, routes)
-    url = f"ws://127.0.0.1:{port}/hello"
+    routes = namespace["routes"]
+    trusting = await serve_on_loopback(nursery, routes, config=namespace["CONFIG"])
+    plain = await serve_on_loopback(nursery, routes)
 
-    async def greeting(headers: Any) -> str:
-        async with wstrio.connect(url, headers=headers) as session:
+    async def greeting(port: int, headers: Any) -> str:
+        async with wstrio.connect(f"ws://127.0.0.1:{port}/hello", headers=headers) as session:
             return str(await session.receive())
 
-    assert await greeting({}) == "hello, 127.0.0.1"
-    assert await greeting({"X-Forwarded-For": "203.0.113.9, 198.51.100.20"}) == (
-        "hello, 198.51.100.20"
-    )
+    assert await greeting(trusting, {}) == "hello, 127.0.0.1 over http"
+    chain = {"X-Forwarded-For": "203.0.113.9, 198.51.100.20", "X-Forwarded-Proto": "https"}
+    assert await greeting(trusting, chain) == "hello, 198.51.100.20 over https"
     two_lines = [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-For", "198.51.100.20")]
-    assert await greeting(two_lines) == "hello, 198.51.100.20"
-    namespace["TRUSTED_PROXIES"] = frozenset()  # the peer is no proxy: the header is ignored
-    assert await greeting({"X-Forwarded-For": "203.0.113.9"}) == "hello, 127.0.0.1"
+    assert await greeting(trusting, two_lines) == "hello, 198.51.100.20 over http"
+    forged = {"X-Forwarded-For": "203.0.113.9"}
+    assert await greeting(plain, forged) == "hello, 127.0.0.1 over http"
     async with wstrio.testing.open_memory_server(routes) as server:
         async with server.connect("/hello", config=QUIET) as session:
-            assert await session.receive() == "hello, None"
+            assert await session.receive() == "hello, None over http"
 
 
 @runs("howto-rooms-chat")
@@ -826,7 +825,7 @@ async def test_nginx_config_proxies_websockets(nursery: trio.Nursery, tmp_path: 
         origin = {"Origin": f"https://127.0.0.1:{port}", "X-Forwarded-For": "203.0.113.9"}
         with trio.fail_after(10):
             async with wstrio.connect(url, ssl_context=context, headers=origin) as session:
-                assert await session.receive() == "hello, 127.0.0.1"  # not the forged entry
+                assert await session.receive() == "hello, 127.0.0.1 over http"  # not the forgery
                 await session.close()
         head, _ = await http_get(upstream, "/healthz")
         assert head.startswith(b"HTTP/1.1 200")
