@@ -45,7 +45,7 @@ THIRD_PARTY: dict[str, frozenset[str]] = {
     "_http": frozenset({"trio", "attrs", "h11"}),
     "_rooms": frozenset({"trio", "attrs"}),
     "_server": frozenset({"trio", "attrs"}),
-    "_client": frozenset({"trio", "attrs", "h11"}),
+    "_client": frozenset({"trio", "attrs", "h11", "python_socks"}),  # python_socks: an extra
     "_apps": frozenset({"trio", "attrs"}),
     "testing": frozenset({"trio", "attrs", "pytest", "h11"}),
     "_cli": frozenset({"trio", "attrs"}),
