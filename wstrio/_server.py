@@ -31,6 +31,25 @@ logger = logging.getLogger("wstrio.server")
 _ACCEPT_CAN_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
 
+def check_port(port: object) -> int:
+    """``port`` if it is an int from 0 to 65535, else ValueError (no bools, no floats)."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an int from 0 to 65535 (0: any free port), not {port!r}")
+    return port
+
+
+async def open_listeners(
+    host: str | None, port: int, ssl_context: ssl.SSLContext | None = None
+) -> list[trio.abc.Listener[Any]]:
+    """TCP listeners on ``host:port`` (TLS on top with ``ssl_context``); ValueError for a
+    port outside 0-65535, OSError if the address cannot be bound."""
+    check_port(port)
+    listeners: list[Any] = list(await trio.open_tcp_listeners(port, host=host))
+    if ssl_context is not None:
+        listeners = [trio.SSLListener(lst, ssl_context, https_compatible=True) for lst in listeners]
+    return listeners
+
+
 class Server:
     """A WebSocket server for ``routes``; ``await nursery.start(server.run)``.
 
@@ -64,12 +83,12 @@ class Server:
         ssl_context: ssl.SSLContext | None = None,
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen and serve until cancelled, then shut down gracefully; reports the port."""
-        listeners: list[Any] = list(await trio.open_tcp_listeners(port, host=host))
-        if ssl_context is not None:
-            listeners = [
-                trio.SSLListener(lst, ssl_context, https_compatible=True) for lst in listeners
-            ]
+        """Listen and serve until cancelled, then shut down gracefully; reports the port.
+
+        ValueError for a port outside 0-65535 (0: any free port), which the OS would
+        otherwise take modulo 65536 or replace; OSError if the address cannot be bound.
+        """
+        listeners = await open_listeners(host, port, ssl_context)
         await self.serve_listeners(listeners, task_status=task_status)
 
     async def serve_listeners(

@@ -8,30 +8,59 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import sys
+from typing import cast
 
 from . import bench, client, serve
-from .common import fail
+from .common import Parser, fail
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="wstrio", description="WebSocket server, client and load generator for Trio."
+def _version() -> str:
+    try:
+        return importlib.metadata.version("wstrio")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "(not installed)"
+
+
+def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser, and each command's."""
+    parser = Parser(
+        prog="wstrio",
+        description="WebSocket server, client and load generator for Trio."
+        " Without a command, runs serve.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"wstrio {_version()}")
+    commands = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", metavar="COMMAND"),
+    )
     serve.add_parser(commands)
     client.add_parser(commands)
     bench.add_parser(commands)
-    return parser
+    return parser, dict(commands.choices)
+
+
+def _parser() -> argparse.ArgumentParser:
+    return _parsers()[0]
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """The arguments; a usage error (one line, exit 2) from the command it concerns."""
+    parser, commands = _parsers()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; the process exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "serve")
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -84,7 +84,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add("--json", action="store_true", help="print one JSON object instead of the table")
     cli.add_connection_options(bench, session=False)
-    add("--log-level", default="WARNING", help="logging level")
+    add("--log-level", type=cli.log_level, default="WARNING", help="logging level")
 
 
 def _at_least(minimum: float) -> Callable[[str], Any]:

@@ -66,7 +66,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="pipe mode: once stdin has ended, close after this long without a message",
     )
     cli.add_connection_options(client, session=True)
-    client.add_argument("--log-level", default="WARNING", help="logging level")
+    client.add_argument("--log-level", type=cli.log_level, default="WARNING", help="logging level")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import ssl
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import trio
@@ -27,6 +27,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         if action.default is None or action.default is False:
             return action.help
         return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: what is wrong, and where help is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def plain(docstring: str | None) -> str | None:
@@ -50,6 +57,31 @@ def seconds(text: str) -> float:
 
 def seconds_or_off(text: str) -> float | None:
     return None if text.lower() in ("0", "off", "none") else seconds(text)
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0-65535 (the OS would silently change any other)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a port is a number from 0 to 65535, not {text!r}"
+        ) from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, not {port}")
+    return port
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(text: str) -> str:
+    """An argparse type: a logging level name, any case."""
+    if text.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a logging level: use one of {', '.join(LOG_LEVELS)}"
+        )
+    return text.upper()
 
 
 def _header(text: str) -> tuple[str, str]:

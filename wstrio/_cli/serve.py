@@ -4,9 +4,11 @@ one port, until Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import logging
 import signal
+import socket
 import ssl
 import sys
 from typing import Any
@@ -18,9 +20,9 @@ from .._apps.chat import Chat
 from .._apps.echo import default_routes
 from .._conn.config import ENGINES, Config, default_ping_timeout
 from .._rooms.hub import POLICIES, Hub
-from .._server import Server
+from .._server import Server, open_listeners
 from .app import AppError, build_app, find_app
-from .common import DEFAULTS, seconds_or_off
+from .common import DEFAULTS, log_level, port_number, seconds_or_off
 
 _SECONDS = (
     "ping_interval",
@@ -66,10 +68,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--app-dir", default=".", help="directory put first on sys.path to import APP from"
     )
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve_cmd.add_argument("--port", type=int, default=7777, help="port to listen on (0: any)")
+    serve_cmd.add_argument(
+        "--port", type=port_number, default=7777, help="port to listen on (0: any free port)"
+    )
     serve_cmd.add_argument("--certfile", help="PEM certificate chain: serve wss:// and https://")
     serve_cmd.add_argument("--keyfile", help="PEM private key (default: in --certfile)")
-    serve_cmd.add_argument("--log-level", default="INFO", help="logging level")
+    serve_cmd.add_argument("--log-level", type=log_level, default="INFO", help="logging level")
     serve_cmd.add_argument(
         "--allowed-origin",
         action="append",
@@ -143,17 +147,18 @@ async def _serve(
 ) -> None:
     app = found if args.app is None else build_app(found, args.app, config)
     server = app if isinstance(app, Server) else Server(app, config=config)  # type: ignore[arg-type]
+    listeners = await open_listeners(args.host, args.port, tls)  # outside any nursery: a
+    # failure to bind comes out as a plain OSError, not inside an ExceptionGroup
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            port = await nursery.start(
-                functools.partial(server.run, host=args.host, port=args.port, ssl_context=tls)
-            )
+            port = await nursery.start(functools.partial(server.serve_listeners, listeners))
             scheme, web = ("wss", "https") if tls else ("ws", "http")
+            base = f"{args.host}:{port}" if ":" not in args.host else f"[{args.host}]:{port}"
             if args.app is None:
-                print(f"wstrio listening on {scheme}://{args.host}:{port}/ws/echo", flush=True)
-                print(f"open {web}://{args.host}:{port}/ for the echo and chat page", flush=True)
+                print(f"wstrio listening on {scheme}://{base}/ws/echo", flush=True)
+                print(f"open {web}://{base}/ for the echo and chat page", flush=True)
             else:
-                print(f"wstrio serving {args.app} on {web}://{args.host}:{port}/", flush=True)
+                print(f"wstrio serving {args.app} on {web}://{base}/", flush=True)
             async for signum in signals:
                 logging.getLogger("wstrio").info("%s: shutting down", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
@@ -192,7 +197,20 @@ def run(args: argparse.Namespace) -> int:
     except AppError as exc:
         print(f"wstrio: {exc}", file=sys.stderr)
         return 2
+    except socket.gaierror as exc:
+        print(
+            f"wstrio: cannot listen on {args.host}:{args.port}: {args.host!r} is not an address"
+            f" or host name of this machine ({exc.strerror})",
+            file=sys.stderr,
+        )
+        return 2
     except OSError as exc:
-        print(f"wstrio: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        reason = (exc.strerror or str(exc)).lower()
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = " (another server is using it: stop it, or pick another --port)"
+        elif exc.errno == errno.EACCES:
+            hint = " (ports below 1024 need privileges: pick a --port above 1023)"
+        print(f"wstrio: cannot listen on {args.host}:{args.port}: {reason}{hint}", file=sys.stderr)
         return 1
     return 0

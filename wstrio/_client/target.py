@@ -30,6 +30,12 @@ def parse_url(url: str) -> Target:
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ValueError(f"a WebSocket URL is ws://host[:port]/path or wss://...: {url!r}")
     secure = parts.scheme == "wss"
-    port = parts.port or (443 if secure else 80)
+    try:
+        given = parts.port
+    except ValueError:
+        raise ValueError(f"the port in {url!r} is not a number from 1 to 65535") from None
+    if given == 0:
+        raise ValueError(f"the port in {url!r} is not a number from 1 to 65535")
+    port = given or (443 if secure else 80)
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(url, secure, parts.hostname, port, resource)
