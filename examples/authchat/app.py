@@ -33,9 +33,9 @@ def token_of(request: wstrio.Request) -> str | None:
 
 def authenticate(request: wstrio.Request) -> wstrio.Accept | wstrio.Reject:
     """Accept a known token with the user's name as state; 401 before the upgrade otherwise."""
-    token = token_of(request) or ""
+    token = (token_of(request) or "").encode()  # bytes: compare_digest refuses non-ASCII str
     for known, name in USERS.items():
-        if hmac.compare_digest(token, known):
+        if hmac.compare_digest(token, known.encode()):
             return wstrio.Accept(state={"name": name})
     return wstrio.Reject(
         401, headers=[("WWW-Authenticate", 'Bearer realm="chat"')], body="unknown token\n"

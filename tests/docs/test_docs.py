@@ -874,7 +874,7 @@ async def test_caddy_config_proxies_websockets(nursery: trio.Nursery, tmp_path: 
 @runs("howto-auth-hook", "howto-auth-test")
 def test_auth_howto_test_passes_under_pytest(tmp_path: Path) -> None:
     """The authentication how-to's test module, importing its hook sample, passes."""
-    (tmp_path / "docs_howto_auth_hook.py").write_text(sample("howto-auth-hook").code)
+    (tmp_path / "chat_app.py").write_text(sample("howto-auth-hook").code)
     run_pytest_sample("howto-auth-test", tmp_path)
 
 
@@ -887,8 +887,10 @@ async def test_auth_howto_client_prints_the_refusal(
     main = load("howto-auth-client")["main"]
     port = await serve_on_loopback(nursery, routes)
     await main(f"ws://127.0.0.1:{port}/c/lobby?token=wrong")
+    await main(f"ws://127.0.0.1:{port}/c/lobby?token=%C3%A9")  # non-ASCII: still a 401
     await main(f"ws://127.0.0.1:{port}/c/tea?token=s3cret-for-ann")
     assert capsys.readouterr().out.splitlines() == [
+        "401 Bearer realm=\"chat\" b'who?\\n'",
         "401 Bearer realm=\"chat\" b'who?\\n'",
         "hello ann, welcome to tea",
     ]

@@ -81,7 +81,7 @@ async def test_authchat_refuses_bad_tokens_and_chats_by_room(
         script = await server.request("GET", "/app.js")
         assert page.status == 200 and b'<script src="app.js">' in page.body
         assert script.status == 200 and b"new WebSocket" in script.body
-        for bad in ("/c/lobby", "/c/lobby?token=nope"):
+        for bad in ("/c/lobby", "/c/lobby?token=nope", "/c/lobby?token=%C3%A9"):
             try:
                 async with server.connect(bad):
                     raise AssertionError("a bad token was accepted")

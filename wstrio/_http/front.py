@@ -15,6 +15,7 @@ the :class:`Admission`, never the server.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import attrs
@@ -39,6 +40,8 @@ from .plain import answer_bytes, respond
 from .proxies import client_of
 from .routes import Match, Route, RouteTable
 from .upgrade import offered_subprotocols, refusal
+
+logger = logging.getLogger("wstrio.server")
 
 
 async def serve_connection(
@@ -122,6 +125,9 @@ async def _upgrade(
     with admission.upgrading() as upgraded:
         decision = await run_hook(target, match.pattern, request, config.handshake_timeout)
         if not isinstance(decision, Accept):
+            logger.info(
+                "%s %s refused by on_handshake: %d", request.remote, head.path, decision.status
+            )
             await _send_quietly(admission, stream, answer_bytes(conn, decision, close=True))
             return
         chosen = decision.subprotocol or target.choose_subprotocol(request.subprotocols)
