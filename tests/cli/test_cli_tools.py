@@ -112,7 +112,7 @@ async def test_client_failures_are_one_line(base: str, target: str, expected: st
     stderr = result.stderr.decode()
     assert stderr.startswith(expected) and stderr.count("\n") == 1, stderr
     if target == "unreachable":
-        assert "Connection refused" in stderr
+        assert "connection refused (is the server running, on this port?)" in stderr
     assert (result.stdout, result.returncode) == (b"", 1)
 
 

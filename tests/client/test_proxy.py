@@ -108,3 +108,14 @@ async def test_a_malformed_proxy_url_is_refused_before_connecting() -> None:
     with pytest.raises(ValueError, match="proxy is a URL"):
         async with wstrio.connect("ws://127.0.0.1:9/", proxy=42):  # type: ignore[arg-type]
             pass
+
+
+async def test_an_unusable_environment_proxy_is_a_connect_error_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """http_proxy naming an unknown scheme: ConnectError naming the variable, no password."""
+    monkeypatch.setenv("http_proxy", "ftp://alice:s3cret@proxy.test:21")
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(wstrio.ConnectError, match="http_proxy") as refused:
+        await echo_through("ws://127.0.0.1:9/x")
+    assert "s3cret" not in str(refused.value) and "alice" in str(refused.value)

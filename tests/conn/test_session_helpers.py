@@ -90,3 +90,24 @@ async def test_state_is_a_dict_per_session_seeded_by_the_supervisor(
     await Supervisor(FakeTransport(), handler, CONFIG, state={"visits": 5}).run()
     await Supervisor(FakeTransport(), handler, CONFIG).run()
     assert states == [{"visits": 6}, {"visits": 1}]
+
+
+async def test_a_lone_surrogate_never_reaches_the_writer(autojump_clock: trio.abc.Clock) -> None:
+    """JSON with an escaped lone surrogate echoes back escaped; sending one raw is ValueError."""
+    refused: list[str] = []
+
+    async def handler(session: wstrio.Session) -> None:
+        await session.send_json(await session.receive_json())
+        with pytest.raises(ValueError, match="lone surrogate") as raised:
+            await session.send("x\ud800")
+        refused.append(str(raised.value))
+        with pytest.raises(ValueError, match="lone surrogate"):
+            session.send_nowait("\udfff")
+        refused.append("send_nowait")
+
+    fake = FakeTransport()
+    fake.peer_send('["\\ud800 \u00e9"]')
+    closed = await Supervisor(fake, handler, CONFIG).run()
+    assert fake.received == ['["\\ud800 \\u00e9"]']
+    assert len(refused) == 2 and "lone surrogate" in refused[0]
+    assert closed.code == 1000

@@ -94,6 +94,9 @@ def site(tmp_path: Path) -> Path:
     (root / "sub" / "index.html").write_text("sub home")
     (root / "logo.bin").write_bytes(bytes(range(256)))
     (tmp_path / "secret.txt").write_text("top secret")
+    (root / ".env").write_text("top secret")
+    (root / "sub" / ".git").mkdir()
+    (root / "sub" / ".git" / "config").write_text("top secret")
     os.symlink(tmp_path / "secret.txt", root / "leak.txt")
     return root
 
@@ -127,6 +130,8 @@ async def test_a_static_dir_serves_files_with_types_etags_and_indexes(site: Path
         "/assets/leak.txt",
         "/assets/sub%5C..%5C..%5Csecret.txt",
         "/assets/app.js%00.png",
+        "/assets/.env",
+        "/assets/sub/.git/config",
         "/assets/missing.html",
     ],
 )
@@ -149,13 +154,19 @@ async def test_forwarded_headers_count_only_from_trusted_proxies() -> None:
     async with serving(routes, trusted) as port:
         via_proxy = await exchange(port, get("/who", *SPOOFED))
         forwarded = 'Forwarded: for="[2001:db8::7]:4711";proto=https'
-        rfc_7239 = await exchange(port, get("/who", forwarded))
+        ignored = await exchange(port, get("/who", forwarded, "X-Forwarded-For: 203.0.113.9"))
         chain = await exchange(port, get("/who", "X-Forwarded-For: 198.51.100.1, 127.0.0.5"))
+        garbage = await exchange(port, get("/who", "X-Forwarded-For: 1.1.1.1:\xb2, 203.0.113.9"))
+    rfc_config = wstrio.Config(trusted_proxies=("127.0.0.0/8",), forwarded_header="forwarded")
+    async with serving(routes, rfc_config) as port:
+        rfc_7239 = await exchange(port, get("/who", forwarded, *SPOOFED))
     async with serving(routes) as port:
         untrusted = await exchange(port, get("/who", *SPOOFED))
     assert body(via_proxy) == b"203.0.113.9 https"
-    assert body(rfc_7239) == b"2001:db8::7 https"
+    assert body(ignored) == b"203.0.113.9 http"  # a client's own Forwarded is not believed
     assert body(chain) == b"198.51.100.1 http"
+    assert body(garbage) == b"203.0.113.9 http"  # a bad hop ends the walk, no crash
+    assert body(rfc_7239) == b"2001:db8::7 https"  # and X-Forwarded-* are ignored then
     assert body(untrusted) == b"127.0.0.1 http"
 
 
@@ -178,3 +189,24 @@ def test_trusted_proxies_must_be_addresses_or_networks() -> None:
     """A host name is refused when the Config is built (it would be resolved at random)."""
     with pytest.raises(ValueError, match="not an IP address"):
         wstrio.Config(trusted_proxies=("proxy.example",))
+
+
+async def test_bodiless_statuses_carry_no_body_or_length() -> None:
+    """204 and 304 go out without a body or Content-Length; a body for them is refused early."""
+    routes = {"/none": wstrio.HttpRoute(lambda request, data: wstrio.Response(204))}
+    async with serving(routes) as port:
+        response = await exchange(port, get("/none"))
+    assert status(response) == 204 and header(response, "content-length") is None
+    with pytest.raises(ValueError, match="no body"):
+        wstrio.Response(204, body="x")
+    with pytest.raises(ValueError, match="conditional GET"):
+        wstrio.Reject(304)
+
+
+async def test_a_backslash_path_is_never_redirected_off_site() -> None:
+    """/\\evil.com/page/ matches /{org}/page without its slash, yet gets a 404, not a 308."""
+    async with serving({"/{org}/page": wstrio.Static("hi")}) as port:
+        response = await exchange(port, get("/\\evil.com/page/"))
+        fine = await exchange(port, get("/acme/page/"))
+    assert status(response) == 404 and header(response, "location") is None
+    assert status(fine) == 308 and header(fine, "location") == "/acme/page"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno as errnos
+import os
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
@@ -79,18 +81,47 @@ async def open_stream(
 
 
 def unreachable_error(target: Target, exc: BaseException) -> ConnectError:
-    """A one-line ConnectError; trio's "all attempts failed" hides the errno in its cause."""
+    """A one-line ConnectError naming the URL once, what failed, and the likely fix; trio's
+    "all attempts failed" hides the errno in its cause."""
+    found: BaseException = exc
     cause: BaseException | None = exc
-    while cause is not None and getattr(cause, "errno", None) is None:
-        inner = cause.__cause__
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError) or getattr(cause, "errno", None) is not None:
+            found = cause
+            break
+        inner = cause.__cause__ or cause.__context__
         if isinstance(inner, BaseExceptionGroup):
             inner = next(iter(leaves(inner)), None)
         cause = inner
-    found = cause if cause is not None else exc
+    if isinstance(found, ssl.SSLError):
+        return ConnectError(f"TLS with {target.url} failed: {_tls_hint(found)}")
     errno = getattr(found, "errno", None)
-    detail = getattr(found, "strerror", None) or str(found) or type(found).__name__
-    message = f"cannot connect to {target.url}: {detail}"
-    return ConnectError(message) if errno is None else ConnectError(errno, message)
+    if isinstance(errno, int):
+        detail = os.strerror(errno).lower()
+        hint = _ERRNO_HINTS.get(errno, "")
+        return ConnectError(errno, f"cannot connect to {target.url}: {detail}{hint}")
+    detail = str(found) or type(found).__name__
+    return ConnectError(f"cannot connect to {target.url}: {detail}")
+
+
+_ERRNO_HINTS = {
+    errnos.ECONNREFUSED: " (is the server running, on this port?)",
+    errnos.ETIMEDOUT: " (a firewall, or the wrong address?)",
+    errnos.EHOSTUNREACH: " (is the address right, and the network up?)",
+}
+
+
+def _tls_hint(exc: ssl.SSLError) -> str:
+    reason = (exc.reason or "").upper()
+    if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+        return "the server does not speak TLS on this port (try ws:// instead of wss://)"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = exc.verify_message or "certificate verify failed"
+        return (
+            f"the server's certificate is not trusted: {detail} (give ssl_context= a context"
+            " that trusts its CA, or --cafile on the command line)"
+        )
+    return str(exc.reason or exc).lower().replace("_", " ")
 
 
 def timeout_error(target: Target, config: Config) -> HandshakeTimeout:

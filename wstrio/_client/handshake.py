@@ -84,7 +84,7 @@ async def _next_event(conn: h11.Connection, stream: trio.abc.Stream, target: Tar
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            raise ConnectError(f"{target.url} did not answer with valid HTTP: {exc}") from None
+            raise ConnectError(_not_http(conn, target, exc)) from None
         if event is not h11.NEED_DATA:
             return event
         try:
@@ -92,6 +92,21 @@ async def _next_event(conn: h11.Connection, stream: trio.abc.Stream, target: Tar
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             data = b""  # a reset: an end of stream, as h11 sees it
         conn.receive_data(bytes(data))
+
+
+def _not_http(conn: h11.Connection, target: Target, exc: h11.RemoteProtocolError) -> str:
+    """What to say when the answer is not HTTP: TLS bytes, or nothing at all, are common."""
+    data, closed = conn.trailing_data
+    if data[:1] in (b"\x15", b"\x16") and not target.secure:
+        return f"{target.url} answered with TLS, not HTTP: try wss://"
+    if closed and not data:
+        return _closed(target)
+    return f"{target.url} did not answer with valid HTTP: {exc}"
+
+
+def _closed(target: Target) -> str:
+    hint = " (is the server speaking TLS? try wss://)" if not target.secure else ""
+    return f"{target.url} closed the connection during the handshake{hint}"
 
 
 async def _read_response(
@@ -105,12 +120,7 @@ async def _read_response(
         if isinstance(event, h11.Response):
             return event
         if isinstance(event, h11.ConnectionClosed):
-            raise ConnectError(
-                f"{target.url} closed the connection during the handshake "
-                "(is the server speaking TLS? try wss://)"
-                if not target.secure
-                else f"{target.url} closed the connection during the handshake"
-            )
+            raise ConnectError(_closed(target))
 
 
 async def _read_body(conn: h11.Connection, stream: trio.abc.Stream) -> bytes:

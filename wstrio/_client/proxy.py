@@ -62,18 +62,29 @@ class Proxy:
         return f"{quote(self.username, safe='')}{secret}@{host}:{self.port}"
 
 
+def _redacted(url: str) -> str:
+    """``url`` without the password in its user info, for messages."""
+    scheme, sep, rest = url.rpartition("://")
+    auth, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    return f"{scheme}{sep}{auth.partition(':')[0]}:***@{host}"
+
+
 def parse_proxy(url: str) -> Proxy:
-    """``http://[user:password@]host[:port]``, ``socks5://...``; ValueError otherwise."""
+    """``http://[user:password@]host[:port]``, ``socks5://...``; ValueError otherwise (the
+    message never shows the password)."""
     parts = urlsplit(url if "://" in url else f"http://{url}")
+    shown = repr(_redacted(url))
     scheme = parts.scheme.lower()
     if scheme not in ("http", *_SOCKS):
-        raise ValueError(f"proxy must be http://, socks5://, socks5h:// or socks4://: {url!r}")
+        raise ValueError(f"proxy must be http://, socks5://, socks5h:// or socks4://: {shown}")
     try:
         port = parts.port
     except ValueError:
-        raise ValueError(f"proxy port out of range: {url!r}") from None
+        raise ValueError(f"proxy port out of range: {shown}") from None
     if not parts.hostname:
-        raise ValueError(f"proxy has no host: {url!r}")
+        raise ValueError(f"proxy has no host: {shown}")
     default = 8080 if scheme == "http" else 1080
     user = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
@@ -92,8 +103,15 @@ def choose_proxy(target: Target, proxy: ProxyArg) -> Proxy | None:
         f"{target.host}:{target.port}", {"no": no_proxy}
     ):
         return None
-    url = found.get("https" if target.secure else "http") or found.get("all")
-    return parse_proxy(url) if url else None
+    name = "https" if target.secure else "http"
+    url = found.get(name) or found.get("all")
+    if not url:
+        return None
+    try:
+        return parse_proxy(url)
+    except ValueError as exc:
+        variable = f"{name}_proxy" if found.get(name) else "all_proxy"
+        raise ConnectError(f"the proxy that {variable} names is not usable: {exc}") from None
 
 
 async def open_tunnel(proxy: Proxy, target: Target) -> trio.abc.Stream:

@@ -140,6 +140,12 @@ class Config:
     #: Peers whose ``Forwarded`` / ``X-Forwarded-For`` / ``X-Forwarded-Proto`` headers are
     #: believed: IP addresses or networks (``"10.0.0.0/8"``). Empty: believe none.
     trusted_proxies: tuple[str, ...] = attrs.field(default=(), converter=_networks)
+    #: The forwarding header trusted proxies set: ``"x-forwarded-for"`` (with
+    #: ``X-Forwarded-Proto``; nginx's and Caddy's usual) or ``"forwarded"`` (RFC 7239).
+    #: The other is ignored: a proxy passes it on as the client wrote it.
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = attrs.field(
+        default="x-forwarded-for", validator=attrs.validators.in_(("x-forwarded-for", "forwarded"))
+    )
     #: Open WebSocket sessions at most; beyond, handshakes get 503 with Retry-After.
     max_connections: int = attrs.field(default=10000, validator=_size)
     #: Browser origins allowed to open WebSockets: None means same origin as the

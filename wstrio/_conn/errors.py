@@ -81,7 +81,11 @@ class InvalidJSON(WstrioError, ValueError):
 
 
 class ConnectError(WstrioError, OSError):
-    """A client could not reach the server or finish the opening handshake."""
+    """A client could not reach the server or finish the opening handshake; ``errno`` is set
+    when the system gave one, and ``str()`` is the message alone."""
+
+    def __str__(self) -> str:
+        return self.strerror if self.errno is not None and self.strerror else super().__str__()
 
 
 class HandshakeTimeout(ConnectError, TimeoutError):

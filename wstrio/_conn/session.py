@@ -62,11 +62,26 @@ class RoomLike(Protocol):
 
 
 def check_message(message: object) -> Message:
-    if isinstance(message, str | bytes):
+    """``message`` as str or bytes; TypeError for other types, ValueError for text that is
+    not valid Unicode (a lone surrogate cannot be sent as UTF-8, RFC 6455 5.6)."""
+    if isinstance(message, str):
+        if not message.isascii():  # O(1) for ASCII; only other text pays for the check
+            _check_unicode(message)
+        return message
+    if isinstance(message, bytes):
         return message
     if isinstance(message, bytearray | memoryview):
         return bytes(message)
     raise TypeError(f"a message is str (text) or bytes (binary), not {type(message).__name__}")
+
+
+def _check_unicode(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"a text message must be valid Unicode: a lone surrogate at index {exc.start}"
+        ) from None
 
 
 class Session:
@@ -198,7 +213,7 @@ class Session:
 
     async def send(self, message: Message) -> None:
         """Queue a message for sending; waits while the outbox is full."""
-        if type(message) is not str and type(message) is not bytes:
+        if type(message) is not bytes and (type(message) is not str or not message.isascii()):
             message = check_message(message)
         outbox = self._outbox
         try:
@@ -253,7 +268,13 @@ class Session:
     async def send_json(self, obj: Any) -> None:
         """Send ``obj`` as a JSON text message (compact separators); TypeError if it is not
         JSON-serialisable (nothing is sent then)."""
-        await self.send(json.dumps(obj, separators=(",", ":"), ensure_ascii=False))
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates (from a peer's "\ud800"): escaped
+                text = json.dumps(obj, separators=(",", ":"))
+        await self.send(text)
 
     async def ping(self) -> float:
         """Ping the peer and wait for its pong; the round trip in seconds (also ``latency``)."""

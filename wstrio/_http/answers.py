@@ -96,6 +96,10 @@ class Reject:
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=header_pairs)
     body: bytes = attrs.field(default=b"", converter=_body)
 
+    def __attrs_post_init__(self) -> None:
+        if self.status == 304:
+            raise ValueError("Reject(304): Not Modified answers a conditional GET, not a handshake")
+
 
 @attrs.frozen
 class Response:
@@ -106,3 +110,7 @@ class Response:
     status: int = attrs.field(default=200, validator=_status(200, 599))
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=header_pairs)
     body: bytes = attrs.field(default=b"", converter=_body)
+
+    def __attrs_post_init__(self) -> None:
+        if self.status in (204, 304) and self.body:
+            raise ValueError(f"a {self.status} response has no body (RFC 9110 15.3.5, 15.4.5)")

@@ -87,7 +87,9 @@ def _request_of(
     headers = Headers(head.headers)
     scheme = "https" if isinstance(stream, trio.SSLStream) else "http"
     peer = peer_address(stream)
-    remote, said = client_of(peer, scheme, headers, config.trusted_proxies)
+    remote, said = client_of(
+        peer, scheme, headers, config.trusted_proxies, config.forwarded_header
+    )
     known = said if isinstance(stream, trio.SSLStream) or said != scheme else None
     request = Request(
         method=head.method,

@@ -156,7 +156,9 @@ def response_bytes(
     head_only: bool = False,
     close: bool = False,
 ) -> bytes:
-    """Serialise a whole response through h11 (so keep-alive stays consistent)."""
+    """Serialise a whole response through h11 (so keep-alive stays consistent). A 204 or
+    304 carries no body and no ``Content-Length`` (RFC 9110 8.6, 15.3.5, 15.4.5)."""
+    bodiless = status in (204, 304)
     all_headers = [
         ("Content-Type", content_type),
         ("Content-Length", str(len(body))),
@@ -164,6 +166,9 @@ def response_bytes(
         ("Server", "wstrio"),
         *headers,
     ]
+    if bodiless:
+        body = b""
+        del all_headers[1]
     if close:
         all_headers.append(("Connection", "close"))
     out = conn.send(h11.Response(status_code=status, headers=all_headers, reason=reason(status)))

@@ -51,6 +51,8 @@ async def respond(
         return builtin_answer(reply, path, admission.statistics, stopping=stopping)
     if match is None:
         other = table.other_slash(path)
+        if other is not None and ("\\" in path or path.startswith("//")):
+            other = None  # "/\\evil.com" and "//evil.com" would leave the site in a browser
         if other is not None and reading:
             location = other + (f"?{head.query}" if head.query else "")
             return reply(308, f"see {other}\n".encode(), headers=(("Location", location),))

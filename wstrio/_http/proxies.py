@@ -3,8 +3,10 @@
 Theory of operation: the TCP peer is the client unless it is one of
 ``Config.trusted_proxies``. Then the forwarding headers are read from the
 right (the hop nearest to us) leftwards, skipping addresses that are trusted
-proxies themselves; the first other address is the client. ``Forwarded`` wins
-over ``X-Forwarded-For`` when both are present. A value that is not an IP
+proxies themselves; the first other address is the client. Only the header
+``Config.forwarded_header`` names is read (``X-Forwarded-For`` by default, or
+``Forwarded``): a proxy that sets one passes the other on as the client wrote
+it, so believing both would let a client choose its own address. A value that is not an IP
 address (``unknown``, an obfuscated ``_hidden`` name, garbage) ends the walk at
 the last address that was good. Headers from a peer that is not trusted are
 ignored whatever they say: anyone can send them.
@@ -39,21 +41,31 @@ def _address(text: str) -> tuple[Address, int] | None:
     port = 0
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
-        if rest.startswith(":") and rest[1:].isdigit():
-            port = int(rest[1:])
-        elif rest:
-            return None
+        if rest:
+            found = _port(rest[1:]) if rest.startswith(":") else None
+            if found is None:
+                return None
+            port = found
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
-        if not port_text.isdigit():
+        found = _port(port_text)
+        if found is None:
             return None
-        port = int(port_text)
+        port = found
     else:
         host = text
     try:
         return ipaddress.ip_address(host), port
     except ValueError:
         return None
+
+
+def _port(text: str) -> int | None:
+    """A port number written in 1-5 ASCII digits, 0-65535; None otherwise."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 5):
+        return None
+    port = int(text)
+    return port if port <= 65535 else None
 
 
 def _forwarded_hops(headers: Headers) -> list[Hop | None]:
@@ -80,15 +92,30 @@ def _x_forwarded_hops(headers: Headers) -> list[Hop | None]:
     return hops
 
 
+def _plain(address: Address) -> Address:
+    """An IPv4-mapped IPv6 address (``::ffff:10.0.0.5``, a dual-stack listener's view of an
+    IPv4 peer) as the IPv4 address it is."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def _trusted(address: Address, networks: Sequence[Network]) -> bool:
+    address = _plain(address)
     return any(address in network for network in networks)
 
 
 def client_of(
-    peer: tuple[str, int] | None, scheme: str, headers: Headers, trusted: Sequence[str]
+    peer: tuple[str, int] | None,
+    scheme: str,
+    headers: Headers,
+    trusted: Sequence[str],
+    header: str = "x-forwarded-for",
 ) -> tuple[tuple[str, int] | None, str]:
     """The client's ``(host, port)`` and scheme (``http``/``https``) for a request that came
-    from ``peer`` over ``scheme``; the forwarding headers count only from trusted peers."""
+    from ``peer`` over ``scheme``; the forwarding headers count only from trusted peers, and
+    only the one ``header`` names (``"x-forwarded-for"`` with ``X-Forwarded-Proto``, or
+    ``"forwarded"``): a proxy passes the other on as the client sent it."""
     if peer is None or not trusted:
         return peer, scheme
     networks = [ipaddress.ip_network(entry) for entry in trusted]
@@ -98,7 +125,7 @@ def client_of(
         return peer, scheme
     if not _trusted(nearest, networks):
         return peer, scheme
-    hops = _forwarded_hops(headers) if "forwarded" in headers else _x_forwarded_hops(headers)
+    hops = _forwarded_hops(headers) if header == "forwarded" else _x_forwarded_hops(headers)
     client: tuple[str, int] = peer
     for hop in reversed(hops):
         if hop is None:

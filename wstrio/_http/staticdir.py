@@ -4,7 +4,8 @@ Theory of operation: a ``StaticDir`` mounted at ``/assets`` answers GET and
 HEAD for ``/assets/<relative path>``. The relative path comes from the
 request's decoded segments (so ``%2e%2e`` is ``..`` like any other spelling);
 any segment that is ``..``, ``.``, empty inside the path, or holds a ``/``,
-``\\`` or NUL is a 404 before the file system is touched. The file found is
+``\\`` or NUL is a 404 before the file system is touched, and so is a dotfile
+(``.env``, ``.git/``; ``.well-known/`` is served). The file found is
 then resolved (symlinks followed) and must still lie inside the resolved
 directory: a symlink pointing out is a 404 too. Content types come from
 ``mimetypes``; the ``ETag`` is made of the file's size and modification time,
@@ -62,6 +63,8 @@ class StaticDir:
         for part in parts:
             if part in _BAD_PARTS or any(c in part for c in "/\\\0"):
                 return None
+            if part.startswith(".") and part != ".well-known":
+                return None  # dotfiles (.env, .git/) are never served
         candidate = self.path.joinpath(*parts)
         try:
             resolved = candidate.resolve(strict=True)
