@@ -16,7 +16,7 @@ if ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
     apt_install python3-venv
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q --upgrade pip
 
 if [ "${1:-}" = "test" ]; then
     # The browser tests drive Debian's Chromium (Playwright never downloads one);
@@ -27,7 +27,12 @@ if [ "${1:-}" = "test" ]; then
     command -v caddy >/dev/null 2>&1 || missing="$missing caddy"
     # shellcheck disable=SC2086
     [ -z "$missing" ] || apt_install $missing
-    .venv/bin/python -m pip install -q -e '.[test]'
+    # editable_mode=compat: a path entry that type checkers follow, so mypy finds wstrio
+    # (and its py.typed) when checking an application against this checkout.
+    PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e '.[test]' \
+        --config-settings editable_mode=compat
+    echo "wstrio and the test tools are installed in .venv: run .venv/bin/python -m pytest"
 else
-    .venv/bin/python -m pip install -q .
+    PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q .
+    echo "wstrio is installed in .venv: run .venv/bin/python -m wstrio (or .venv/bin/wstrio --help)"
 fi
