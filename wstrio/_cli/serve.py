@@ -22,7 +22,19 @@ from .._conn.config import ENGINES, Config, default_ping_timeout
 from .._rooms.hub import POLICIES, Hub
 from .._server import Server, open_listeners
 from .app import AppError, build_app, find_app
-from .common import DEFAULTS, log_level, port_number, seconds_or_off
+from .common import DEFAULTS, HelpFormatter, log_level, port_number, seconds_or_off
+
+_DESCRIPTION = """\
+Serve WebSockets and HTTP on one port until Ctrl-C or SIGTERM, then close every
+session with 1001 and exit 0. Without APP: the browser page at /, an echo at
+/ws/echo and a chat at /ws/chat?room=NAME&name=YOU. With APP (module:attribute):
+your routes mapping, or a function returning routes or a wstrio.Server.
+
+examples:
+  python -m wstrio serve --port 8000
+  python -m wstrio serve myapp:routes --host 0.0.0.0 --port 8000
+  python -m wstrio serve --certfile cert.pem --keyfile key.pem
+"""
 
 _SECONDS = (
     "ping_interval",
@@ -54,7 +66,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve_cmd = commands.add_parser(
         "serve",
         help="serve the browser page, echo and chat, or your app (the default command)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=_DESCRIPTION,
+        formatter_class=HelpFormatter,
     )
     serve_cmd.add_argument(
         "app",
