@@ -219,7 +219,9 @@ async def test_tutorial_echo_client(
 
 
 @runs("tutorial-echo-bye")
-async def test_tutorial_echo_bye(nursery: trio.Nursery, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_tutorial_echo_bye(
+    nursery: trio.Nursery, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     """A "bye" closes with 4000 "see you"; other messages are still echoed."""
     namespace = load("tutorial-echo-bye")
     port = await serve_on_loopback(nursery, {"/ws/echo": namespace["echo"]})
@@ -229,6 +231,11 @@ async def test_tutorial_echo_bye(nursery: trio.Nursery, capsys: pytest.CaptureFi
         assert await session.receive() == "still echoing"
     await namespace["main"](url)
     assert output_lines(capsys) == printed(sample("tutorial-echo-bye").code) == ["4000 see you"]
+    script = tmp_path / "bye.py"  # and as written: saved to a file and run with python
+    script.write_text(sample("tutorial-echo-bye").code)
+    result = await trio.run_process([sys.executable, str(script)], capture_stdout=True)
+    assert result.stdout.decode().splitlines() == ["4000 see you"]
+
 
 
 @runs("tutorial-chat-room")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,21 @@ def test_the_check_finds_the_idiom_that_fails() -> None:
     assert keyword_starts(snippet) == ["nursery.start(wstrio.serve, routes, port=0)"]
     fixed = "`port = await nursery.start(functools.partial(wstrio.serve, routes, port=0))`"
     assert [keyword_starts(code) for code in python_snippets(fixed)] == [[]]
+
+
+def test_every_sample_defines_what_it_uses(tmp_path: Path) -> None:
+    """Each fenced sample, saved as a file, has no undefined name (ruff's F821), so the
+    parts its tests never run, such as ``if __name__ == "__main__":``, work as written."""
+    written = []
+    for page in PAGES:
+        for number, code in enumerate(FENCED.findall(page.read_text())):
+            path = tmp_path / f"{page.stem.replace('-', '_')}_{number}.py"
+            path.write_text(code)
+            written.append(str(path))
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--isolated", "--select", "F821", *written],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout
