@@ -6,13 +6,15 @@ closed with 1008 "slow consumer" so it can never stall the room.
 """
 
 import functools
+import logging
+import sys
 
 import trio
 
 import wstrio
 
 
-def routes(hub: wstrio.Hub) -> dict[str, object]:
+def routes(hub: wstrio.Hub) -> wstrio.Routes:
     chat = wstrio.Chat(hub, max_text=500)  # room from ?room=, name from ?name=
     return {
         "/": wstrio.page(),
@@ -24,10 +26,12 @@ def routes(hub: wstrio.Hub) -> dict[str, object]:
 async def main(port: int = 7777) -> None:
     hub = wstrio.Hub(policy="close")
     config = wstrio.Config(outbox_size=32, ping_interval=20, ping_timeout=10)
+    serve = functools.partial(wstrio.serve_until_signalled, routes(hub), port=port, config=config)
     async with trio.open_nursery() as nursery:
-        await nursery.start(functools.partial(wstrio.serve, routes(hub), port=port, config=config))
+        await nursery.start(serve)  # serves until Ctrl-C or SIGTERM: every session gets 1001
         print(f"open http://127.0.0.1:{port}/ in two browser tabs")
 
 
 if __name__ == "__main__":
-    trio.run(main)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    trio.run(main, int(sys.argv[1]) if len(sys.argv) > 1 else 7777)

@@ -6,9 +6,10 @@ latest price matters, so a subscriber that falls behind loses its oldest
 queued updates ("drop_oldest") instead of holding anyone up.
 """
 
-import functools
 import json
+import logging
 import random
+import sys
 
 import trio
 
@@ -55,10 +56,13 @@ async def main(port: int = 7777) -> None:
     config = wstrio.Config(outbox_size=16)
     routes = {"/ws/ticker": ticker.subscribe}
     async with trio.open_nursery() as nursery:
-        await nursery.start(functools.partial(wstrio.serve, routes, port=port, config=config))
-        print(f"subscribe at ws://127.0.0.1:{port}/ws/ticker?symbols=ACME,TYRELL")
         nursery.start_soon(ticker.publish)
+        print(f"subscribe at ws://127.0.0.1:{port}/ws/ticker?symbols=ACME,TYRELL")
+        # until Ctrl-C or SIGTERM, then every session gets 1001 and this returns
+        await wstrio.serve_until_signalled(routes, port=port, config=config)
+        nursery.cancel_scope.cancel()  # the server has stopped: so does the publisher
 
 
 if __name__ == "__main__":
-    trio.run(main)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    trio.run(main, int(sys.argv[1]) if len(sys.argv) > 1 else 7777)

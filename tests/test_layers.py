@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "_rooms": 2,  # broadcast
     "_server": 3,  # entry points
     "_client": 3,
+    "_run": 4,  # the server as a program's main loop
     "_apps": 4,  # demo apps and the test kit
     "testing": 4,
     "_cli": 5,  # wiring
@@ -45,6 +46,7 @@ THIRD_PARTY: dict[str, frozenset[str]] = {
     "_http": frozenset({"trio", "attrs", "h11"}),
     "_rooms": frozenset({"trio", "attrs"}),
     "_server": frozenset({"trio", "attrs"}),
+    "_run": frozenset({"trio"}),
     "_client": frozenset({"trio", "attrs", "h11", "python_socks"}),  # python_socks: an extra
     "_apps": frozenset({"trio", "attrs"}),
     "testing": frozenset({"trio", "attrs", "pytest", "h11"}),

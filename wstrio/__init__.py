@@ -26,6 +26,7 @@ from ._http.answers import Accept, Reject, Response
 from ._http.routes import Hook, HttpHandler, HttpRoute, Route, Routes, Static
 from ._http.staticdir import StaticDir
 from ._rooms.hub import Hub, HubStatistics, Room, RoomStatistics, SlowConsumerPolicy
+from ._run import run, serve_until_signalled
 from ._server import Server, serve
 
 __all__ = [
@@ -73,6 +74,8 @@ __all__ = [
     "echo",
     "page",
     "reconnecting",
+    "run",
     "serve",
+    "serve_until_signalled",
 ]
 __version__ = "0.1.0"

@@ -5,10 +5,14 @@ from __future__ import annotations
 import functools
 import json
 import runpy
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 import trio
 from helpers import http_get
 from websockets.trio.client import connect
@@ -102,3 +106,28 @@ async def test_authchat_refuses_bad_tokens_and_chats_by_room(
             assert await ann.receive_json() == {"from": "ann", "text": "hello"}
             await trio.testing.wait_all_tasks_blocked()
             assert far.statistics().inbox_used == 0  # another room heard nothing
+
+
+@pytest.mark.parametrize("name", ["echo.py", "chat.py", "ticker.py"])
+async def test_examples_stop_gracefully_on_sigterm(name: str) -> None:
+    """Run as programs, each example closes its sessions with 1001 on SIGTERM and exits 0."""
+    path = {"echo.py": "/ws/echo", "chat.py": "/ws/chat?room=r&name=a", "ticker.py": "/ws/ticker"}
+    with trio.fail_after(30):
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, str(EXAMPLES / name)], stderr=subprocess.PIPE
+        )
+        try:
+            assert proc.stderr is not None
+            log = b""
+            while b"listening on port 7777" not in log:  # wstrio's own start-up log line
+                chunk = await proc.stderr.receive_some(4096)
+                assert chunk, log
+                log += chunk
+            async with wstrio.connect(f"ws://127.0.0.1:7777{path[name]}") as session:
+                proc.send_signal(signal.SIGTERM)
+                closed = await session.wait_closed()
+            assert (closed.code, closed.reason) == (1001, "going away")
+            assert await proc.wait() == 0
+        finally:
+            proc.kill()
+            await proc.wait()
