@@ -11,7 +11,7 @@ connection's task: the server keeps serving everyone else.
 from __future__ import annotations
 
 import errno
-import logging
+import itertools
 import ssl
 from typing import Any
 
@@ -19,13 +19,14 @@ import trio
 
 from ._conn.config import Config
 from ._conn.errors import one_of
+from ._conn.logfields import get_logger, log_fields
 from ._conn.stats import ServerStatistics
 from ._http.admission import Admission
 from ._http.front import serve_connection
 from ._http.routes import Routes, resolve_routes
-from ._wire.streams import bound_port, set_send_buffer
+from ._wire.streams import bound_port, peer_address, set_send_buffer, socket_of
 
-logger = logging.getLogger("wstrio.server")
+logger = get_logger("wstrio.server")
 
 #: accept() errors that mean "out of resources for now", not "listener broken".
 _ACCEPT_CAN_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
@@ -50,6 +51,27 @@ async def open_listeners(
     return listeners
 
 
+def listening_urls(listeners: list[trio.abc.Listener[Any]]) -> list[str]:
+    """``ws://host:port/`` (``wss://`` under TLS) for each listener on a socket."""
+    urls = []
+    for listener in listeners:
+        sock = socket_of(listener)
+        if sock is None:
+            continue
+        host, port = sock.getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host
+        scheme = "wss" if isinstance(listener, trio.SSLListener) else "ws"
+        urls.append(f"{scheme}://{host}:{port}/")
+    return urls
+
+
+def _peer_text(peer: tuple[str, int] | None) -> str | None:
+    if peer is None:
+        return None
+    host, port = peer
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class Server:
     """A WebSocket server for ``routes``; ``await nursery.start(server.run)``.
 
@@ -61,6 +83,7 @@ class Server:
         self._table = resolve_routes(routes)
         self._admission = Admission(config)
         self._done = trio.Event()
+        self._numbers = itertools.count(1)  # each accepted connection's number, for the log
 
     @property
     def config(self) -> Config:
@@ -104,7 +127,8 @@ class Server:
                 connections = await nursery.start(self._hold_connections)
                 for listener in listeners:
                     nursery.start_soon(self._accept, listener, connections)
-                logger.info("listening on port %d", bound)
+                for url in listening_urls(listeners):
+                    logger.info("listening on %s (HTTP on the same port)", url, extra={"url": url})
                 task_status.started(bound)
                 try:
                     await trio.sleep_forever()
@@ -143,7 +167,9 @@ class Server:
         self._done.set()
 
     async def _connection(self, stream: trio.abc.Stream) -> None:
-        with self._admission.connection():
+        peer = peer_address(stream)
+        number = next(self._numbers)
+        with self._admission.connection(), log_fields(connection=number, peer=_peer_text(peer)):
             try:
                 set_send_buffer(stream, self.config.socket_send_buffer)
                 await serve_connection(stream, self._table, self._admission)

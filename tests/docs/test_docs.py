@@ -201,7 +201,10 @@ async def test_tutorial_echo_server(
     assert (result.returncode, result.stdout) == (0, b"hello\n"), result.stderr
     assert result.stderr.decode().strip() == "closed 1000"
     messages = [record.getMessage() for record in caplog.records]
-    assert any(re.fullmatch(r"listening on port \d+", m) for m in messages)
+    assert any(
+        re.fullmatch(r"listening on ws://127\.0\.0\.1:\d+/ \(HTTP on the same port\)", m)
+        for m in messages
+    )
     closes = [m for m in messages if m.startswith("close /ws/echo from 127.0.0.1:")]
     assert closes and re.fullmatch(
         r"close \S+ from \S+: 1000 - \(peer closed\) after \S+s", closes[0]

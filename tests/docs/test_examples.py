@@ -6,6 +6,7 @@ import functools
 import json
 import runpy
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -108,22 +109,29 @@ async def test_authchat_refuses_bad_tokens_and_chats_by_room(
             assert far.statistics().inbox_used == 0  # another room heard nothing
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.mark.parametrize("name", ["echo.py", "chat.py", "ticker.py"])
 async def test_examples_stop_gracefully_on_sigterm(name: str) -> None:
     """Run as programs, each example closes its sessions with 1001 on SIGTERM and exits 0."""
     path = {"echo.py": "/ws/echo", "chat.py": "/ws/chat?room=r&name=a", "ticker.py": "/ws/ticker"}
+    port = free_port()
     with trio.fail_after(30):
         proc = await trio.lowlevel.open_process(
-            [sys.executable, str(EXAMPLES / name)], stderr=subprocess.PIPE
+            [sys.executable, str(EXAMPLES / name), str(port)], stderr=subprocess.PIPE
         )
         try:
             assert proc.stderr is not None
             log = b""
-            while b"listening on port 7777" not in log:  # wstrio's own start-up log line
+            while f"listening on ws://127.0.0.1:{port}/".encode() not in log:  # start-up line
                 chunk = await proc.stderr.receive_some(4096)
                 assert chunk, log
                 log += chunk
-            async with wstrio.connect(f"ws://127.0.0.1:7777{path[name]}") as session:
+            async with wstrio.connect(f"ws://127.0.0.1:{port}{path[name]}") as session:
                 proc.send_signal(signal.SIGTERM)
                 closed = await session.wait_closed()
             assert (closed.code, closed.reason) == (1001, "going away")

@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import cast
 
-from . import bench, client, serve
+from . import bench, client, logs, serve
 from .common import Parser, fail
 
 
@@ -61,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "serve")
     args = _parse(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(args.log_level, getattr(args, "log_format", "text"))
     if args.command == "serve":
         return serve.run(args)
     command = client.run if args.command == "client" else bench.run

@@ -23,6 +23,7 @@ from .._rooms.hub import POLICIES, Hub
 from .._server import Server, open_listeners
 from .app import AppError, build_app, find_app
 from .common import DEFAULTS, HelpFormatter, log_level, port_number, seconds_or_off
+from .logs import FORMATS
 
 _DESCRIPTION = """\
 Serve WebSockets and HTTP on one port until Ctrl-C or SIGTERM, then close every
@@ -87,6 +88,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve_cmd.add_argument("--certfile", help="PEM certificate chain: serve wss:// and https://")
     serve_cmd.add_argument("--keyfile", help="PEM private key (default: in --certfile)")
     serve_cmd.add_argument("--log-level", type=log_level, default="INFO", help="logging level")
+    serve_cmd.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="text",
+        help="text lines, or one JSON object per line with the connection's fields",
+    )
     serve_cmd.add_argument(
         "--allowed-origin",
         action="append",

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 from typing import Any
 
 import attrs
@@ -46,13 +45,14 @@ from .errors import (
     fatal_leaf,
     split_group,
 )
+from .logfields import get_logger
 from .outbox import Mailbox, Outbox, payload_size
 from .session import Handler, Session
 from .stats import SessionCounters
 from .transport import Message, Transport, TransportClosed
 from .writer import Writer
 
-logger = logging.getLogger("wstrio")
+logger = get_logger("wstrio.session")
 
 #: Endings the handler itself decided: it has returned already.
 _HANDLER_DONE = frozenset({Ending.HANDLER_RETURNED, Ending.HANDLER_ERROR, Ending.HANDLER_CLOSED})

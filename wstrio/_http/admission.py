@@ -13,7 +13,6 @@ sees the server itself.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -21,11 +20,12 @@ import trio
 
 from .._conn.closecodes import Closed, Ending
 from .._conn.config import Config
+from .._conn.logfields import get_logger
 from .._conn.stats import ServerStatistics, SessionCounters
 from .._conn.supervisor import Supervisor
 from .upgrade import Refusal
 
-logger = logging.getLogger("wstrio.server")
+logger = get_logger("wstrio.server")
 
 
 class Admission:
@@ -107,6 +107,7 @@ class Admission:
         self._handler_errors += closed.ending is Ending.HANDLER_ERROR
         self._slow_closes += closed.ending is Ending.SLOW_CONSUMER
         supervisor.counters.add_to(self._finished)
+        duration = trio.current_time() - started
         logger.info(
             "close %s from %s: %d %s (%s%s) after %.3fs",
             session.path,
@@ -115,7 +116,14 @@ class Admission:
             closed.reason or "-",
             closed.ending.value,
             ", aborted" if closed.aborted else "",
-            trio.current_time() - started,
+            duration,
+            extra={
+                "code": closed.code,
+                "reason": closed.reason,
+                "ending": closed.ending.value,
+                "aborted": closed.aborted,
+                "duration": round(duration, 6),
+            },
         )
         return closed
 

@@ -15,7 +15,6 @@ the :class:`Admission`, never the server.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 import attrs
@@ -24,6 +23,7 @@ import trio
 
 from .._conn.config import Config
 from .._conn.headers import Headers
+from .._conn.logfields import get_logger, log_fields
 from .._conn.request import QueryParams, Request
 from .._conn.supervisor import Supervisor
 from .._conn.transport import ConnectionInfo, Transport
@@ -41,7 +41,7 @@ from .proxies import client_of
 from .routes import Match, Route, RouteTable
 from .upgrade import offered_subprotocols, refusal
 
-logger = logging.getLogger("wstrio.server")
+logger = get_logger("wstrio.server")
 
 
 async def serve_connection(
@@ -63,14 +63,15 @@ async def serve_connection(
             return
         if head is None:
             return
-        match = table.match(head.path)
-        request, known_scheme = _request_of(head, match, stream, config)
-        if head.wants_websocket:
-            hint = table.other_slash(head.path) if match is None else None
-            await _upgrade(conn, stream, head, match, request, known_scheme, admission, hint)
-            return
-        admission.http_requests += 1
-        response = await respond(conn, head, table, admission, request, match)
+        with log_fields(path=head.path):
+            match = table.match(head.path)
+            request, known_scheme = _request_of(head, match, stream, config)
+            if head.wants_websocket:
+                hint = table.other_slash(head.path) if match is None else None
+                await _upgrade(conn, stream, head, match, request, known_scheme, admission, hint)
+                return
+            admission.http_requests += 1
+            response = await respond(conn, head, table, admission, request, match)
         with trio.move_on_after(config.write_timeout) as write_scope:
             await stream.send_all(response)
         if write_scope.cancelled_caught:  # the client does not read its answer

@@ -12,16 +12,16 @@ expected.
 from __future__ import annotations
 
 import inspect
-import logging
 from typing import Any
 
 import trio
 
+from .._conn.logfields import get_logger
 from .._conn.request import Request
 from .answers import Accept, Reject, Response
 from .routes import HttpRoute, Route
 
-logger = logging.getLogger("wstrio.server")
+logger = get_logger("wstrio.server")
 
 _FAILED = b"internal server error\n"
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 import os
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -27,12 +26,13 @@ from .._conn.closecodes import Ending
 from .._conn.config import Config
 from .._conn.errors import HandshakeRejected
 from .._conn.headers import Headers
+from .._conn.logfields import get_logger
 from .._conn.outbox import unwrap
 from .._conn.transport import ConnectionInfo, Message, Outgoing, TransportClosed
 from .frames import close_frame
 from .streams import peer_address
 
-logger = logging.getLogger("wstrio.engine")
+logger = get_logger("wstrio.engine")
 
 #: trio-websocket closes with this reason when a message exceeds its limit.
 _TOO_BIG_PREFIX = "Exceeded maximum message size"
