@@ -43,9 +43,9 @@ ENGINE_ONLY = frozenset({"trio_websocket", "wsproto", "websockets", "zlib"})
 THIRD_PARTY: dict[str, frozenset[str]] = {
     "_conn": frozenset({"trio", "attrs"}),
     "_wire": frozenset({"trio", "attrs"}),
-    "_http": frozenset({"trio", "attrs", "h11"}),
+    "_http": frozenset({"trio", "attrs", "h11", "prometheus_client"}),
     "_rooms": frozenset({"trio", "attrs"}),
-    "_server": frozenset({"trio", "attrs"}),
+    "_server": frozenset({"trio", "attrs", "prometheus_client"}),
     "_run": frozenset({"trio"}),
     "_client": frozenset({"trio", "attrs", "h11", "python_socks"}),  # python_socks: an extra
     "_apps": frozenset({"trio", "attrs"}),

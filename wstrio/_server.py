@@ -16,6 +16,7 @@ import ssl
 from typing import Any
 
 import trio
+from prometheus_client import CollectorRegistry
 
 from ._conn.config import Config
 from ._conn.errors import one_of
@@ -79,11 +80,23 @@ class Server:
     ``statistics()`` and ``await wait_idle()``.
     """
 
-    def __init__(self, routes: Routes, *, config: Config = Config()) -> None:  # noqa: B008
+    def __init__(
+        self,
+        routes: Routes,
+        *,
+        config: Config = Config(),  # noqa: B008 - frozen, so sharing it is safe
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self._table = resolve_routes(routes)
-        self._admission = Admission(config)
+        self._admission = Admission(config, registry)
         self._done = trio.Event()
         self._numbers = itertools.count(1)  # each accepted connection's number, for the log
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The ``prometheus_client`` registry ``/metrics`` shows: wstrio's metrics, process
+        metrics, and any the application registers in it."""
+        return self._admission.registry
 
     @property
     def config(self) -> Config:

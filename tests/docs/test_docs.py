@@ -726,7 +726,7 @@ async def test_http_reference_lists_every_metric() -> None:
             pass
         await server.wait_idle()
         _, body = await memory_http_get(server, "/metrics")
-        exported = dict(re.findall(r"^# TYPE (\S+) (\S+)$", body.decode(), re.M))
+        exported = dict(re.findall(r"^# TYPE (wstrio_\S+) (\S+)$", body.decode(), re.M))
         _, body = await memory_http_get(server, "/healthz")
     assert documented == exported
     (example,) = re.findall(r"^```text\n(\{.*\})\n```", text, re.M)

@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator
 import attrs
 import pytest
 import trio
+from helpers import http_get, start_stoppable
+from prometheus_client import Counter
+from prometheus_client.parser import text_string_to_metric_families
 from rawhttp import KEY, body, get, header, read_all, read_response, status, upgrade
 from websockets.exceptions import InvalidStatus
 from websockets.trio.client import connect
@@ -65,12 +68,32 @@ async def test_metrics_in_prometheus_format(front: Front) -> None:
     response = await front.exchange(get("/metrics"))
     assert status(response) == 200
     assert (header(response, "content-type") or "").startswith("text/plain; version=0.0.4")
-    text = body(response).decode()
-    assert "# TYPE wstrio_open_connections gauge" in text
-    assert "wstrio_connections_total 1" in text
-    assert "wstrio_messages_received_total 1" in text
-    assert "wstrio_bytes_sent_total 3" in text
-    assert 'wstrio_closes_total{code="1000"} 1' in text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body(response).decode())
+        for s in family.samples
+    }
+    assert samples[("wstrio_open_connections", ())] == 0
+    assert samples[("wstrio_connections_total", ())] == 1
+    assert samples[("wstrio_messages_received_total", ())] == 1
+    assert samples[("wstrio_bytes_sent_total", ())] == 3
+    assert samples[("wstrio_closes_total", (("code", "1000"),))] == 1
+    assert samples[("wstrio_message_size_bytes_bucket", (("le", "64.0"),))] == 1  # "abc"
+    assert samples[("wstrio_message_size_bytes_sum", ())] == 3
+    assert samples[("wstrio_handshake_seconds_count", ())] == 1
+    assert ("process_cpu_seconds_total", ()) in samples  # process metrics come for free
+
+
+async def test_an_application_adds_its_own_metrics_beside_wstrios() -> None:
+    """A Counter registered in server.registry shows on /metrics next to wstrio's."""
+    server = wstrio.Server({"/ws/echo": hold})
+    orders = Counter("shop_orders", "Orders taken.", registry=server.registry)
+    orders.inc(3)
+    async with trio.open_nursery() as nursery:
+        port, stop = await start_stoppable(nursery, server)
+        _, text = await http_get(port, "/metrics")
+        stop.cancel()
+    assert b"shop_orders_total 3.0" in text and b"wstrio_open_connections 0.0" in text
 
 
 async def test_static_route_and_head(front: Front) -> None:

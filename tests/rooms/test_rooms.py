@@ -150,7 +150,7 @@ async def test_stalled_member_is_closed_with_1008_and_the_room_goes_on() -> None
         assert stage.hub.statistics().slow_closes == 1 and stage.hub.statistics().drops == 0
         assert stats.slow_consumer_closes == 1 and stats.closes_by_code[1008] == 1
         _, metrics = await http_get(stage.port, "/metrics")
-        assert b"wstrio_slow_consumer_closes_total 1\n" in metrics
+        assert b"wstrio_slow_consumer_closes_total 1.0\n" in metrics
         assert stage.room.members == tuple(stage.members[1:])  # the live ones, all still in
         assert all(member.closed is None for member in stage.members[1:])
         messages, close = await _read_rest(stalled, None)
@@ -176,7 +176,7 @@ async def test_stalled_member_has_its_drops_counted(policy: wstrio.SlowConsumerP
         assert stage.hub.statistics().drops == drops  # nobody else lost anything
         assert stats.slow_consumer_drops == drops
         _, metrics = await http_get(stage.port, "/metrics")
-        assert f"wstrio_slow_consumer_drops_total {drops}\n".encode() in metrics
+        assert f"wstrio_slow_consumer_drops_total {float(drops)}\n".encode() in metrics
         assert all(member.statistics().drops == 0 for member in stage.members[1:])
         messages, _ = await _read_rest(stalled, ROUNDS - drops)
         serials = [int(message[:6]) for message in messages]

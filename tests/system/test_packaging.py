@@ -21,6 +21,7 @@ DISTRIBUTIONS = {
     "websockets": "websockets",
     "python_socks": "python-socks",
     "pytest": "pytest",
+    "prometheus_client": "prometheus-client",
 }
 STDLIB = set(sys.stdlib_module_names)
 

@@ -10,6 +10,8 @@ own fields, in the open: no module touches another module's private attributes. 
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Mapping
 
 import attrs
@@ -69,3 +71,33 @@ class ServerStatistics:
     slow_consumer_closes: int = 0  # sessions closed with 1008 "slow consumer"
     http_requests: int = 0
     uptime: float = 0.0
+
+
+class Buckets:
+    """A histogram with fixed upper bounds, cheap enough for every message: ``observe(x)``
+    adds one to the first bucket whose bound is at least ``x`` (the last holds the rest)."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """``(upper bound, observations at or below it)``, ending with ``(inf, count)``."""
+        out, running = [], 0
+        for bound, count in zip((*self.bounds, math.inf), self.counts, strict=True):
+            running += count
+            out.append((bound, running))
+        return out
+
+
+#: Received message sizes, bytes: 64 B to 16 MiB by powers of 4.
+MESSAGE_SIZE_BOUNDS = tuple(float(64 * 4**n) for n in range(10))
+#: Opening handshake durations, seconds (request read to 101 sent, the hook included).
+HANDSHAKE_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)

@@ -48,7 +48,7 @@ from .errors import (
 from .logfields import get_logger
 from .outbox import Mailbox, Outbox, payload_size
 from .session import Handler, Session
-from .stats import SessionCounters
+from .stats import Buckets, SessionCounters
 from .transport import Message, Transport, TransportClosed
 from .writer import Writer
 
@@ -70,8 +70,10 @@ class Supervisor:
         accepts: type[str] | type[bytes] | None = None,
         quiet: bool = False,
         state: dict[str, Any] | None = None,
+        sizes: Buckets | None = None,
     ) -> None:
         self._transport = transport
+        self._sizes = sizes  # the server's histogram of received message sizes
         self._handler = handler
         self._config = config
         self._accepts = accepts
@@ -230,6 +232,7 @@ class Supervisor:
         counters = self.counters
         accepts = self._accepts
         inbox = self._inbox_send
+        sizes = self._sizes
         with self._reader_scope:
             try:
                 while True:
@@ -238,7 +241,10 @@ class Supervisor:
                         self.decide(Ending.UNSUPPORTED_DATA)
                         return
                     counters.messages_in += 1
-                    counters.bytes_in += payload_size(message)
+                    size = payload_size(message)
+                    counters.bytes_in += size
+                    if sizes is not None:
+                        sizes.observe(size)
                     try:
                         inbox.send_nowait(message)
                     except trio.WouldBlock:

@@ -17,12 +17,20 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 import trio
+from prometheus_client import CollectorRegistry
 
 from .._conn.closecodes import Closed, Ending
 from .._conn.config import Config
 from .._conn.logfields import get_logger
-from .._conn.stats import ServerStatistics, SessionCounters
+from .._conn.stats import (
+    HANDSHAKE_BOUNDS,
+    MESSAGE_SIZE_BOUNDS,
+    Buckets,
+    ServerStatistics,
+    SessionCounters,
+)
 from .._conn.supervisor import Supervisor
+from .metrics import ServerCollector, new_registry
 from .upgrade import Refusal
 
 logger = get_logger("wstrio.server")
@@ -31,7 +39,7 @@ logger = get_logger("wstrio.server")
 class Admission:
     """Connections, upgrades and sessions of one server, and the counts they leave."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, registry: CollectorRegistry | None = None) -> None:
         self.config = config
         self.stopping = False
         self.http_requests = 0  # plain requests answered
@@ -47,6 +55,14 @@ class Admission:
         self._idle = trio.Event()
         self._idle.set()
         self._started = trio.current_time()
+        #: Histograms /metrics exports: received message sizes (bytes) and handshakes (s).
+        self.message_sizes = Buckets(MESSAGE_SIZE_BOUNDS)
+        self.handshake_seconds = Buckets(HANDSHAKE_BOUNDS)
+        #: Where /metrics reads from: wstrio's collector and whatever the application adds.
+        self.registry = registry if registry is not None else new_registry()
+        self.registry.register(
+            ServerCollector(self.statistics, self.message_sizes, self.handshake_seconds)
+        )
 
     # -- connections and requests ----------------------------------------------------
     @contextlib.contextmanager

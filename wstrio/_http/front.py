@@ -125,6 +125,7 @@ async def _upgrade(
         await _send_quietly(admission, stream, response)
         return
     assert match is not None and isinstance(target, Route)
+    started = trio.current_time()
     with admission.upgrading() as upgraded:
         decision = await run_hook(target, match.pattern, request, config.handshake_timeout)
         if not isinstance(decision, Accept):
@@ -147,12 +148,14 @@ async def _upgrade(
         ) as transport:
             if transport is None:
                 return
+            admission.handshake_seconds.observe(trio.current_time() - started)
             supervisor = Supervisor(
                 transport,
                 target.handler,
                 config,
                 accepts=target.accepted_type,
                 state=decision.state,
+                sizes=admission.message_sizes,
             )
             upgraded()
             await admission.supervise(supervisor)

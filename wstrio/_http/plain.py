@@ -48,7 +48,9 @@ async def respond(
     if path in BUILTIN_PATHS:
         if not reading:
             return reply(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
-        return builtin_answer(reply, path, admission.statistics, stopping=stopping)
+        return builtin_answer(
+            reply, path, admission.statistics, admission.registry, stopping=stopping
+        )
     if match is None:
         other = table.other_slash(path)
         if other is not None and ("\\" in path or path.startswith("//")):
