@@ -312,6 +312,9 @@ def test_server_shutdown_shows_1001_and_retries(
         expect(notice.first).to_have_text(re.compile(r"disconnected: 1001\b.*; reconnecting"))
         expect(page.locator("#chat-state")).to_contain_text("reconnecting in")
         expect(page.locator("#chat-join")).to_have_text("Leave")
+        # The server stays down: each failed retry updates the one line of this outage.
+        expect(notice).to_have_text([re.compile(r"; reconnecting \(attempt [2-9]\)…$")])
+        expect(notice).to_have_count(1)
     finally:
         own.stop()
 
@@ -350,3 +353,30 @@ def test_chromium_negotiates_permessage_deflate_and_round_trips(
     )
     assert result["extensions"].startswith("permessage-deflate")
     assert result == {**result, "text": True, "small": True, "bytes": True}
+
+
+def test_first_view_has_a_favicon_placeholders_a_hint_and_puts_chat_first_on_a_phone(
+    server: Server, new_page: Callable[[], Page]
+) -> None:
+    """No request 404s (the favicon included); a hint until Join; on a phone, chat on top."""
+    page = new_page()
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(server.url + "/")
+    page.wait_for_load_state("networkidle")
+    assert missing == []
+    assert page.evaluate("document.querySelector('link[rel=icon]').href").startswith("data:")
+    expect(page.locator("#chat-name")).to_have_attribute("placeholder", "optional")
+    expect(page.locator("#chat-hint")).to_be_visible()
+    chat = page.locator("#chat-panel").bounding_box()
+    echo = page.locator("#echo-panel").bounding_box()
+    assert chat is not None and echo is not None and chat["y"] < echo["y"]
+    page.fill("#chat-room", unique_room())
+    page.click("#chat-join")
+    expect(page.locator("#chat-hint")).to_be_hidden()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    wide_chat = page.locator("#chat-panel").bounding_box()
+    wide_echo = page.locator("#echo-panel").bounding_box()
+    assert wide_chat is not None and wide_echo is not None
+    assert wide_echo["x"] < wide_chat["x"]  # side by side on a wide screen, echo first
