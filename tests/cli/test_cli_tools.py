@@ -7,12 +7,15 @@ MockClock over wstrio.testing's memory streams, where the numbers are exact.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import functools
 import json
 import os
 import signal
 import subprocess
 import sys
+import termios
 from collections.abc import AsyncIterator
 
 import pytest
@@ -283,3 +286,46 @@ async def test_bench_counts_timeouts_and_closes(autojump_clock: trio.abc.Clock) 
     report = closing.report()
     assert report["errors"]["close 4001"] == report["sessions"] > 5
     assert report["errors"]["unexpected message"] == report["sessions"]  # "HI" is no echo
+
+
+async def test_interactive_ping_prints_once_and_ctrl_c_closes_cleanly(base: str) -> None:
+    """Through a pty that is the client's controlling terminal: /ping prints one line (not
+    again as a heartbeat's), and Ctrl-C closes with a clean 1001 (not aborted), exit 130."""
+    master, slave = os.openpty()
+
+    def controlling_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = await trio.lowlevel.open_process(
+        [*CLI, "client", f"{base}/ws/echo", "--ping-interval", "off"],
+        stdin=slave, stdout=slave, stderr=slave,
+        start_new_session=True, preexec_fn=controlling_terminal,
+    )  # fmt: skip
+    os.close(slave)
+    terminal = trio.lowlevel.FdStream(master)
+    seen = b""
+
+    async def expect(text: str) -> None:
+        nonlocal seen
+        while text.encode() not in seen:
+            seen += await terminal.receive_some()
+
+    try:
+        with trio.fail_after(15):
+            await expect("connected to ")
+            await terminal.send_all(b"/ping\n")
+            await expect("(/ping)")
+            await terminal.send_all(b"hi\n")
+            await expect("< hi")  # the echo comes after any second ping line would have
+            await terminal.send_all(b"\x03")  # Ctrl-C, as the terminal delivers it: SIGINT
+            assert await proc.wait() == 130
+            with contextlib.suppress(trio.BrokenResourceError):  # EIO once the client has gone
+                while chunk := await terminal.receive_some():
+                    seen += chunk
+    finally:
+        proc.kill()
+        await proc.wait()
+        await terminal.aclose()
+    text = seen.decode()
+    assert text.count("\xb7 ping ") == 1
+    assert "closed 1001 going away" in text and "(aborted)" not in text

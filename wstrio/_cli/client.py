@@ -185,12 +185,13 @@ class Terminal:
                     nursery.cancel_scope.cancel()
 
             nursery.start_soon(show_incoming)
-            nursery.start_soon(_show_latency, session)
+            shown = _Shown(session.latency)
+            nursery.start_soon(_show_latency, session, shown)
             reader = LineReader(0)
             try:
                 while (line := await reader.readline()) is not None:
                     if line.startswith("/") and not line.startswith("//"):
-                        if not await _command(session, nursery, line):
+                        if not await _command(session, nursery, line, shown):
                             break
                     elif line:
                         await session.send(line.removeprefix("/"))
@@ -199,7 +200,14 @@ class Terminal:
             nursery.cancel_scope.cancel()
 
 
-async def _command(session: Session, nursery: trio.Nursery, line: str) -> bool:
+class _Shown:
+    """The round trip printed last, so a /ping's is not printed again as the heartbeat's."""
+
+    def __init__(self, latency: float | None) -> None:
+        self.latency = latency
+
+
+async def _command(session: Session, nursery: trio.Nursery, line: str, shown: _Shown) -> bool:
     """Run one slash command; False when the session is over."""
     name, _, rest = line.partition(" ")
     if name in ("/quit", "/close"):
@@ -212,7 +220,7 @@ async def _command(session: Session, nursery: trio.Nursery, line: str) -> bool:
         await session.close(code, reason)
         return False
     if name == "/ping":
-        nursery.start_soon(_ping, session)
+        nursery.start_soon(_ping, session, shown)
     elif name == "/bin":
         try:
             await session.send(bytes.fromhex(rest))
@@ -225,21 +233,21 @@ async def _command(session: Session, nursery: trio.Nursery, line: str) -> bool:
     return True
 
 
-async def _show_latency(session: Session) -> None:
+async def _show_latency(session: Session, shown: _Shown) -> None:
     # Session has no "heartbeat measured" event, so look at its latency often.
-    shown = session.latency
     while True:
         await trio.sleep(0.2)
-        if session.latency is not None and session.latency != shown:
-            shown = session.latency
-            _say(f"· ping {cli.format_ms(shown)}")
+        if session.latency is not None and session.latency != shown.latency:
+            shown.latency = session.latency
+            _say(f"· ping {cli.format_ms(shown.latency)}")
 
 
-async def _ping(session: Session) -> None:
-    """A ping outside the heartbeat, with its round trip."""
+async def _ping(session: Session, shown: _Shown) -> None:
+    """A ping outside the heartbeat, with its round trip (printed once)."""
     try:
         with trio.fail_after(10):
             rtt = await session.ping()
+            shown.latency = rtt
     except ConnectionClosed:
         return  # the close line will say how
     except trio.TooSlowError:
