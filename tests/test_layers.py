@@ -50,7 +50,7 @@ THIRD_PARTY: dict[str, frozenset[str]] = {
     "_client": frozenset({"trio", "attrs", "h11", "python_socks"}),  # python_socks: an extra
     "_apps": frozenset({"trio", "attrs"}),
     "testing": frozenset({"trio", "attrs", "pytest", "h11"}),
-    "_cli": frozenset({"trio", "attrs"}),
+    "_cli": frozenset({"trio", "attrs", "prompt_toolkit"}),
     "__init__": frozenset(),
     "__main__": frozenset(),
 }

@@ -18,6 +18,7 @@ import sys
 import termios
 from collections.abc import AsyncIterator
 
+import pyte
 import pytest
 import trio
 
@@ -49,6 +50,9 @@ async def binary(session: wstrio.Session) -> None:
     await session.send(b"\x00\x01\xff")
     await wstrio.echo(session)
 
+
+#: The pty answers no cursor-position request: prompt_toolkit must not wait for one.
+PTY_ENV = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1"}
 
 ROUTES = {"/ws/echo": wstrio.echo, "/ws/close": answer_and_close, "/ws/slow": slow_twice,
           "/ws/binary": binary}
@@ -161,7 +165,7 @@ async def test_client_interactive_in_a_terminal(base: str) -> None:
     master, slave = os.openpty()
     proc = await trio.lowlevel.open_process(
         [*CLI, "client", f"{base}/ws/binary", "--ping-interval", "0.5"],
-        stdin=slave, stdout=slave, stderr=slave,
+        stdin=slave, stdout=slave, stderr=slave, env=PTY_ENV,
     )
     os.close(slave)
     terminal = trio.lowlevel.FdStream(master)
@@ -298,7 +302,7 @@ async def test_interactive_ping_prints_once_and_ctrl_c_closes_cleanly(base: str)
 
     proc = await trio.lowlevel.open_process(
         [*CLI, "client", f"{base}/ws/echo", "--ping-interval", "off"],
-        stdin=slave, stdout=slave, stderr=slave,
+        stdin=slave, stdout=slave, stderr=slave, env=PTY_ENV,
         start_new_session=True, preexec_fn=controlling_terminal,
     )  # fmt: skip
     os.close(slave)
@@ -329,3 +333,45 @@ async def test_interactive_ping_prints_once_and_ctrl_c_closes_cleanly(base: str)
     text = seen.decode()
     assert text.count("\xb7 ping ") == 1
     assert "closed 1001 going away" in text and "(aborted)" not in text
+
+
+async def test_incoming_messages_never_clobber_the_line_being_typed(base: str) -> None:
+    """A message that arrives while "hel" is half typed prints on its own line above the
+    prompt, which is drawn again with "hel" on it; Enter then sends "hello" whole."""
+    master, slave = os.openpty()
+    proc = await trio.lowlevel.open_process(
+        [*CLI, "client", f"{base}/ws/slow", "--ping-interval", "off"],
+        stdin=slave, stdout=slave, stderr=slave, env=PTY_ENV,
+    )  # fmt: skip
+    os.close(slave)
+    terminal = trio.lowlevel.FdStream(master)
+    seen = b""
+
+    async def expect(text: bytes, count: int = 1) -> None:
+        nonlocal seen
+        while seen.count(text) < count:
+            seen += await terminal.receive_some()
+
+    screen = pyte.Screen(80, 24)  # what a person would see: a VT100 emulator draws the bytes
+    stream = pyte.ByteStream(screen)
+    try:
+        with trio.fail_after(15):
+            await expect(b"connected to ")
+            await expect(b">")  # the prompt
+            await terminal.send_all(b"abc\r")
+            await expect(b"< abc")  # the first of two echoes, 0.3 s apart
+            await terminal.send_all(b"hel")  # typed, not sent
+            await expect(b"< abc", count=2)
+            await expect(b"hel", count=seen.count(b"hel") + 1)  # the prompt drawn again
+            stream.feed(seen)
+            lines = [line.rstrip() for line in screen.display if line.strip()]
+            assert lines[-3:] == ["< abc", "< abc", "> hel"]  # the message above, "hel" kept
+            await terminal.send_all(b"lo\r")
+            await expect(b"< hello", count=1)
+            await terminal.send_all(b"/quit\r")
+            await expect(b"closed 1000")
+            assert await proc.wait() == 0
+    finally:
+        proc.kill()
+        await proc.wait()
+        await terminal.aclose()

@@ -22,6 +22,7 @@ DISTRIBUTIONS = {
     "python_socks": "python-socks",
     "pytest": "pytest",
     "prometheus_client": "prometheus-client",
+    "prompt_toolkit": "prompt_toolkit",
 }
 STDLIB = set(sys.stdlib_module_names)
 

@@ -1,6 +1,8 @@
 """``wstrio client URL``: a WebSocket client in the terminal, or in a pipe.
 
-Interactive (stdin is a terminal): each line typed is sent as a text message;
+Interactive (stdin is a terminal): each line typed is sent as a text message,
+with line editing and history (the arrow keys, Ctrl-R) by prompt_toolkit, and
+incoming messages printed above the line being typed, never into it;
 incoming messages print as ``< text`` (binary as ``< [binary N bytes] hex``);
 each new heartbeat round trip prints as ``· ping 0.41 ms``; ``/help`` lists
 the commands (``/close [CODE [REASON]]``, ``/ping``, ``/bin HEX``, ``/quit``).
@@ -37,6 +39,7 @@ from .._conn.errors import ConnectError, ConnectionClosed, HandshakeRejected
 from .._conn.session import Session
 from .._conn.transport import Message
 from . import common as cli
+from .prompt import Interrupted, LineEditor
 
 _HELP = """commands:
   /close [CODE [REASON]]  close with CODE (default 1000) and REASON, then exit
@@ -129,7 +132,10 @@ class Terminal:
                         extra = f" (subprotocol {offered})" if offered else ""
                         _say(f"connected to {self.url}{extra}")
                     with interrupt.scope():
-                        await (self._interactive if self.interactive else self._pipe)(session)
+                        if self.interactive:
+                            await self._interactive(session, interrupt)
+                        else:
+                            await self._pipe(session)
                     if interrupt.hit:
                         await session.close(1001, "going away")
         except HandshakeRejected as exc:
@@ -174,7 +180,17 @@ class Terminal:
                 await trio.sleep_forever()
             nursery.cancel_scope.cancel()
 
-    async def _interactive(self, session: Session) -> None:
+    async def _interactive(self, session: Session, interrupt: cli.Interrupt) -> None:
+        editor = LineEditor()
+        with editor.output_above():
+            try:
+                await self._talk(session, editor)
+            except Interrupted:  # Ctrl-C at the prompt: the same as SIGINT elsewhere
+                interrupt.fire()
+                await trio.lowlevel.checkpoint()
+
+    async def _talk(self, session: Session, editor: LineEditor) -> None:
+        interrupted = False
         async with trio.open_nursery() as nursery:
 
             async def show_incoming() -> None:
@@ -187,9 +203,8 @@ class Terminal:
             nursery.start_soon(show_incoming)
             shown = _Shown(session.latency)
             nursery.start_soon(_show_latency, session, shown)
-            reader = LineReader(0)
             try:
-                while (line := await reader.readline()) is not None:
+                while (line := await editor.readline()) is not None:
                     if line.startswith("/") and not line.startswith("//"):
                         if not await _command(session, nursery, line, shown):
                             break
@@ -197,7 +212,11 @@ class Terminal:
                         await session.send(line.removeprefix("/"))
             except ConnectionClosed:
                 pass
+            except Interrupted:
+                interrupted = True  # raised again below, outside the nursery (no group)
             nursery.cancel_scope.cancel()
+        if interrupted:
+            raise Interrupted
 
 
 class _Shown:
