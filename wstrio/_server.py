@@ -23,6 +23,7 @@ from ._conn.errors import one_of
 from ._conn.logfields import get_logger, log_fields
 from ._conn.stats import ServerStatistics
 from ._http.admission import Admission
+from ._http.dashboard import dashboard_routes
 from ._http.front import serve_connection
 from ._http.routes import Routes, resolve_routes
 from ._wire.streams import bound_port, peer_address, set_send_buffer, socket_of
@@ -87,7 +88,13 @@ class Server:
         config: Config = Config(),  # noqa: B008 - frozen, so sharing it is safe
         registry: CollectorRegistry | None = None,
     ) -> None:
-        self._table = resolve_routes(routes)
+        if config.dashboard:
+            extra = dashboard_routes(self.statistics)
+            taken = sorted(set(extra) & set(routes))
+            if taken:
+                raise ValueError(f"{', '.join(taken)}: served by wstrio with Config.dashboard on")
+            routes = {**routes, **extra}
+        self._table = resolve_routes(routes)  # before anything needs a running Trio
         self._admission = Admission(config, registry)
         self._done = trio.Event()
         self._numbers = itertools.count(1)  # each accepted connection's number, for the log

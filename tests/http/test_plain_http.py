@@ -210,3 +210,22 @@ async def test_a_backslash_path_is_never_redirected_off_site() -> None:
         fine = await exchange(port, get("/acme/page/"))
     assert status(response) == 404 and header(response, "location") is None
     assert status(fine) == 308 and header(fine, "location") == "/acme/page"
+
+
+async def test_the_dashboard_is_off_by_default_and_on_with_config() -> None:
+    """/dashboard is a 404 unless Config.dashboard; its stream sends statistics as JSON."""
+    async with serving({"/ws": wstrio.echo}) as port:
+        off = await exchange(port, get("/dashboard"))
+    async with serving({"/ws": wstrio.echo}, wstrio.Config(dashboard=True)) as port:
+        on = await exchange(port, get("/dashboard"))
+        async with wstrio.connect(f"ws://127.0.0.1:{port}/dashboard/ws") as session:
+            first = await session.receive_json()
+    assert status(off) == 404
+    assert status(on) == 200 and b"<canvas" in body(on)
+    assert first["open_connections"] == 1 and "closes_by_code" in first
+
+
+async def test_a_route_of_its_own_at_dashboard_is_refused_when_wstrio_serves_it() -> None:
+    """With Config.dashboard on, /dashboard cannot also be the application's route."""
+    with pytest.raises(ValueError, match="/dashboard: served by wstrio"):
+        wstrio.Server({"/dashboard": wstrio.echo}, config=wstrio.Config(dashboard=True))

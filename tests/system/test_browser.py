@@ -380,3 +380,36 @@ def test_first_view_has_a_favicon_placeholders_a_hint_and_puts_chat_first_on_a_p
     wide_echo = page.locator("#echo-panel").bounding_box()
     assert wide_chat is not None and wide_echo is not None
     assert wide_echo["x"] < wide_chat["x"]  # side by side on a wide screen, echo first
+
+
+def test_the_dashboard_plots_move_when_a_bench_runs(
+    server: Server, new_page: Callable[[], Page], tmp_path: Path
+) -> None:
+    """/dashboard loads without 404s, goes live, and shows traffic while `wstrio bench` runs
+    against the server; a screenshot of it under load is saved in the test's tmp dir."""
+    page = new_page()
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    page.goto(server.url + "/dashboard")
+    expect(page.locator("#dash-state")).to_have_text("live")
+    expect(page.locator("#dash-points")).to_have_text(re.compile(r"^[2-9]$|^\d\d+$"))
+    assert missing == []
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "wstrio", "bench", f"ws://127.0.0.1:{server.port}/ws/echo",
+         "--duration", "4", "--connections", "4"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        busy = re.compile(r"^(\d{2,}(\.\d)?|[\d.]+ [kM]) / ")  # 10 messages a second, or more
+        expect(page.locator("#dash-msgs")).to_have_text(busy, timeout=10_000)
+        expect(page.locator("#dash-open")).not_to_have_text("1", timeout=10_000)
+        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+    finally:
+        bench.wait(timeout=30)
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+    drawn = page.evaluate(
+        "() => { const c = document.getElementById('chart-msgs');"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"
+    )
+    assert drawn > 100  # the messages chart has lines on it

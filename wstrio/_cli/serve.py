@@ -101,6 +101,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="browser origin allowed to connect (repeatable; '*' for any; default: same origin)",
     )
     serve_cmd.add_argument(
+        "--no-dashboard",
+        dest="dashboard",
+        action="store_false",
+        help="do not serve /dashboard (live plots of the server's figures)",
+    )
+    serve_cmd.add_argument(
         "--trusted-proxy",
         action="append",
         metavar="ADDRESS",
@@ -179,6 +185,8 @@ async def _serve(
                 print(f"open {web}://{base}/ for the echo and chat page", flush=True)
             else:
                 print(f"wstrio serving {args.app} on {web}://{base}/", flush=True)
+            if config.dashboard and not isinstance(found, Server):
+                print(f"live figures at {web}://{base}/dashboard", flush=True)
             async for signum in signals:
                 logging.getLogger("wstrio").info("%s: shutting down", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
@@ -194,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         fields["compression_context_takeover"] = args.compression_context_takeover
         if fields["ping_timeout"] is None:
             fields["ping_timeout"] = default_ping_timeout(fields["ping_interval"])
+        fields["dashboard"] = args.dashboard
         if args.trusted_proxy:
             fields["trusted_proxies"] = tuple(args.trusted_proxy)
         if args.allowed_origin:

@@ -146,6 +146,9 @@ class Config:
     forwarded_header: Literal["x-forwarded-for", "forwarded"] = attrs.field(
         default="x-forwarded-for", validator=attrs.validators.in_(("x-forwarded-for", "forwarded"))
     )
+    #: Serve ``/dashboard`` (live plots of the server's figures) and its stream
+    #: ``/dashboard/ws``; ``python -m wstrio serve`` turns it on.
+    dashboard: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     #: Open WebSocket sessions at most; beyond, handshakes get 503 with Retry-After.
     max_connections: int = attrs.field(default=10000, validator=_size)
     #: Browser origins allowed to open WebSockets: None means same origin as the
