@@ -15,23 +15,13 @@ from urllib.parse import parse_qsl
 import trio
 
 from .closecodes import QUIET_CODES, Closed, check_close
+from .control import Control
 from .errors import ConnectionClosed, InvalidJSON, OutboxFull, UnexpectedMessageType
 from .headers import Headers
 from .outbox import Mailbox
 from .request import QueryParams, Request
 from .stats import SessionStatistics
-from .transport import ConnectionInfo, Message, TransportClosed
-
-
-class Control(Protocol):
-    """What a session may ask of the connection that runs it (the supervisor)."""
-
-    closed: Closed | None
-    wire_closed: trio.Event
-
-    async def ping(self) -> None: ...
-
-    async def close(self, code: int, reason: str) -> None: ...
+from .transport import ConnectionInfo, Message, TransportClosed, check_message
 
 
 class RoomLike(Protocol):
@@ -59,29 +49,6 @@ class RoomLike(Protocol):
     ) -> int: ...
 
     def statistics(self) -> Any: ...  # a wstrio.RoomStatistics
-
-
-def check_message(message: object) -> Message:
-    """``message`` as str or bytes; TypeError for other types, ValueError for text that is
-    not valid Unicode (a lone surrogate cannot be sent as UTF-8, RFC 6455 5.6)."""
-    if isinstance(message, str):
-        if not message.isascii():  # O(1) for ASCII; only other text pays for the check
-            _check_unicode(message)
-        return message
-    if isinstance(message, bytes):
-        return message
-    if isinstance(message, bytearray | memoryview):
-        return bytes(message)
-    raise TypeError(f"a message is str (text) or bytes (binary), not {type(message).__name__}")
-
-
-def _check_unicode(text: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(
-            f"a text message must be valid Unicode: a lone surrogate at index {exc.start}"
-        ) from None
 
 
 class Session:

@@ -20,6 +20,29 @@ from .request import Request
 Message = str | bytes
 
 
+def check_message(message: object) -> Message:
+    """``message`` as str or bytes; TypeError for other types, ValueError for text that is
+    not valid Unicode (a lone surrogate cannot be sent as UTF-8, RFC 6455 5.6)."""
+    if isinstance(message, str):
+        if not message.isascii():  # O(1) for ASCII; only other text pays for the check
+            _check_unicode(message)
+        return message
+    if isinstance(message, bytes):
+        return message
+    if isinstance(message, bytearray | memoryview):
+        return bytes(message)
+    raise TypeError(f"a message is str (text) or bytes (binary), not {type(message).__name__}")
+
+
+def _check_unicode(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"a text message must be valid Unicode: a lone surrogate at index {exc.start}"
+        ) from None
+
+
 class Prepared:
     """One message for many connections, encoded once (gorilla's ``PreparedMessage``): its
     UTF-8 payload, and the frames built from it, cached by variant (plain, or compressed

@@ -44,8 +44,8 @@ import trio
 
 from .._conn.errors import ConnectionClosed
 from .._conn.outbox import Mailbox
-from .._conn.session import Session, check_message, mailbox_of
-from .._conn.transport import Message, Prepared
+from .._conn.session import Session, mailbox_of
+from .._conn.transport import Message, Prepared, check_message
 
 SlowConsumerPolicy = Literal["close", "drop_newest", "drop_oldest"]
 POLICIES: tuple[str, ...] = get_args(SlowConsumerPolicy)
