@@ -12,6 +12,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 
+import attrs
 import h11
 import pytest
 import trio
@@ -103,6 +104,11 @@ async def test_subprotocol_never_offered_is_reported_as_such(nursery: trio.Nurse
     with pytest.raises(wstrio.ConnectError, match="chose subprotocol 'mqtt', which we did not"):
         async with wstrio.connect(f"ws://127.0.0.1:{port}/", config=CONFIG, subprotocols=["chat"]):
             pass
+    tws = attrs.evolve(CONFIG, engine="trio-websocket")  # no h11 internals from that one either
+    with pytest.raises(wstrio.ConnectError, match="usually a subprotocol") as refused:
+        async with wstrio.connect(f"ws://127.0.0.1:{port}/", config=tws, subprotocols=["chat"]):
+            pass
+    assert "can't handle event type" not in str(refused.value)
 
 
 async def test_wrong_accept_value_is_refused(nursery: trio.Nursery) -> None:

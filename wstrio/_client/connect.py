@@ -22,6 +22,7 @@ import ssl
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
+import h11
 import trio
 
 from .._conn.closecodes import Ending
@@ -179,6 +180,12 @@ class ClientConnection:
     def _handshake_failure(self, failure: Exception | None) -> BaseException:
         if isinstance(failure, HandshakeRejected):
             return failure
+        if isinstance(failure, h11.LocalProtocolError):  # trio-websocket's own HTTP state
+            return ConnectError(
+                f"{self.target.url} answered the handshake with a 101 the trio-websocket engine"
+                " refused (usually a subprotocol or extension the client did not offer; the"
+                " native engine names it)"
+            )
         if failure is not None:
             return ConnectError(f"handshake with {self.target.url} failed: {failure}")
         return timeout_error(self.target, self.options.config)
