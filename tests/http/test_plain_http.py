@@ -229,3 +229,19 @@ async def test_a_route_of_its_own_at_dashboard_is_refused_when_wstrio_serves_it(
     """With Config.dashboard on, /dashboard cannot also be the application's route."""
     with pytest.raises(ValueError, match="/dashboard: served by wstrio"):
         wstrio.Server({"/dashboard": wstrio.echo}, config=wstrio.Config(dashboard=True))
+
+
+async def test_expect_100_continue_is_answered_before_the_body() -> None:
+    """A client that waits for 100 Continue (curl does for large bodies) gets it at once."""
+    routes = {"/api": wstrio.HttpRoute(echo_body, methods=["POST"])}
+    async with serving(routes) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            head = get("/api", "Content-Length: 5", "Expect: 100-continue", method="POST")
+            await stream.send_all(head)
+            with trio.fail_after(5):
+                interim = await stream.receive_some(4096)
+            await stream.send_all(b"hello")
+            final = await read_all(stream)
+    assert interim.startswith(b"HTTP/1.1 100 ")
+    assert status(final) == 200 and json.loads(body(final))["got"] == "hello"

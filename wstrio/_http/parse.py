@@ -125,6 +125,9 @@ async def read_head(
             )
             if declared is not None and declared.isdigit() and int(declared) > max_body:
                 raise BadRequest(413, f"request body over {max_body} bytes")
+            if conn.they_are_waiting_for_100_continue:  # Expect: 100-continue (curl -d @file)
+                go_on = h11.InformationalResponse(status_code=100, headers=[])
+                await stream.send_all(conn.send(go_on) or b"")
         elif isinstance(event, h11.Data):
             body += event.data
             if len(body) > max_body:
