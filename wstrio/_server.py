@@ -26,7 +26,7 @@ from ._http.admission import Admission
 from ._http.dashboard import dashboard_routes
 from ._http.front import serve_connection
 from ._http.routes import Routes, resolve_routes
-from ._wire.streams import bound_port, peer_address, set_send_buffer, socket_of
+from ._wire.streams import address_text, bound_port, peer_address, set_send_buffer, socket_of
 
 logger = get_logger("wstrio.server")
 
@@ -41,18 +41,6 @@ def check_port(port: object) -> int:
     return port
 
 
-async def open_listeners(
-    host: str | None, port: int, ssl_context: ssl.SSLContext | None = None
-) -> list[trio.abc.Listener[Any]]:
-    """TCP listeners on ``host:port`` (TLS on top with ``ssl_context``); ValueError for a
-    port outside 0-65535, OSError if the address cannot be bound."""
-    check_port(port)
-    listeners: list[Any] = list(await trio.open_tcp_listeners(port, host=host))
-    if ssl_context is not None:
-        listeners = [trio.SSLListener(lst, ssl_context, https_compatible=True) for lst in listeners]
-    return listeners
-
-
 def listening_urls(listeners: list[trio.abc.Listener[Any]]) -> list[str]:
     """``ws://host:port/`` (``wss://`` under TLS) for each listener on a socket."""
     urls = []
@@ -65,13 +53,6 @@ def listening_urls(listeners: list[trio.abc.Listener[Any]]) -> list[str]:
         scheme = "wss" if isinstance(listener, trio.SSLListener) else "ws"
         urls.append(f"{scheme}://{host}:{port}/")
     return urls
-
-
-def _peer_text(peer: tuple[str, int] | None) -> str | None:
-    if peer is None:
-        return None
-    host, port = peer
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Server:
@@ -131,7 +112,12 @@ class Server:
         ValueError for a port outside 0-65535 (0: any free port), which the OS would
         otherwise take modulo 65536 or replace; OSError if the address cannot be bound.
         """
-        listeners = await open_listeners(host, port, ssl_context)
+        check_port(port)
+        listeners: list[Any] = list(await trio.open_tcp_listeners(port, host=host))
+        if ssl_context is not None:
+            listeners = [
+                trio.SSLListener(lst, ssl_context, https_compatible=True) for lst in listeners
+            ]
         await self.serve_listeners(listeners, task_status=task_status)
 
     async def serve_listeners(
@@ -189,7 +175,7 @@ class Server:
     async def _connection(self, stream: trio.abc.Stream) -> None:
         peer = peer_address(stream)
         number = next(self._numbers)
-        with self._admission.connection(), log_fields(connection=number, peer=_peer_text(peer)):
+        with self._admission.connection(), log_fields(connection=number, peer=address_text(peer)):
             try:
                 set_send_buffer(stream, self.config.socket_send_buffer)
                 await serve_connection(stream, self._table, self._admission)

@@ -7,20 +7,17 @@ MockClock over wstrio.testing's memory streams, where the numbers are exact.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import functools
 import json
-import os
 import signal
 import subprocess
 import sys
-import termios
 from collections.abc import AsyncIterator
 
 import pyte
 import pytest
 import trio
+from pty_client import on_a_pty
 
 import wstrio
 from wstrio._cli.bench import Bench
@@ -50,9 +47,6 @@ async def binary(session: wstrio.Session) -> None:
     await session.send(b"\x00\x01\xff")
     await wstrio.echo(session)
 
-
-#: The pty answers no cursor-position request: prompt_toolkit must not wait for one.
-PTY_ENV = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1"}
 
 ROUTES = {"/ws/echo": wstrio.echo, "/ws/close": answer_and_close, "/ws/slow": slow_twice,
           "/ws/binary": binary}
@@ -162,36 +156,19 @@ async def test_client_ctrl_c_closes_with_1001() -> None:
 
 async def test_client_interactive_in_a_terminal(base: str) -> None:
     """On a terminal: connected line, '< ' replies, ping lines, commands, close line."""
-    master, slave = os.openpty()
-    proc = await trio.lowlevel.open_process(
-        [*CLI, "client", f"{base}/ws/binary", "--ping-interval", "0.5"],
-        stdin=slave, stdout=slave, stderr=slave, env=PTY_ENV,
-    )
-    os.close(slave)
-    terminal = trio.lowlevel.FdStream(master)
-    seen = b""
-
-    async def expect(text: str) -> None:
-        nonlocal seen
-        while text.encode() not in seen:
-            seen += await terminal.receive_some()
-
-    try:
+    command = [*CLI, "client", f"{base}/ws/binary", "--ping-interval", "0.5"]
+    async with on_a_pty(command) as term:
         with trio.fail_after(15):
-            await expect("connected to ")
-            await expect("< [binary 3 bytes] 00 01 ff")
-            await terminal.send_all(b"hello\n")
-            await expect("< hello")
-            await expect("\xb7 ping ")  # a heartbeat's round trip
-            await terminal.send_all(b"/ping\n")
-            await expect("(/ping)")
-            await terminal.send_all(b"/close 4000 bye now\n")
-            await expect("closed 4000 bye now")
-            assert await proc.wait() == 1
-    finally:
-        proc.kill()
-        await proc.wait()
-        await terminal.aclose()
+            await term.expect(b"connected to ")
+            await term.expect(b"< [binary 3 bytes] 00 01 ff")
+            await term.type(b"hello\n")
+            await term.expect(b"< hello")
+            await term.expect("\xb7 ping ".encode())  # a heartbeat's round trip
+            await term.type(b"/ping\n")
+            await term.expect(b"(/ping)")
+            await term.type(b"/close 4000 bye now\n")
+            await term.expect(b"closed 4000 bye now")
+            assert await term.proc.wait() == 1
 
 
 async def test_bench_json_against_the_echo_server(base: str) -> None:
@@ -295,42 +272,18 @@ async def test_bench_counts_timeouts_and_closes(autojump_clock: trio.abc.Clock) 
 async def test_interactive_ping_prints_once_and_ctrl_c_closes_cleanly(base: str) -> None:
     """Through a pty that is the client's controlling terminal: /ping prints one line (not
     again as a heartbeat's), and Ctrl-C closes with a clean 1001 (not aborted), exit 130."""
-    master, slave = os.openpty()
-
-    def controlling_terminal() -> None:
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    proc = await trio.lowlevel.open_process(
-        [*CLI, "client", f"{base}/ws/echo", "--ping-interval", "off"],
-        stdin=slave, stdout=slave, stderr=slave, env=PTY_ENV,
-        start_new_session=True, preexec_fn=controlling_terminal,
-    )  # fmt: skip
-    os.close(slave)
-    terminal = trio.lowlevel.FdStream(master)
-    seen = b""
-
-    async def expect(text: str) -> None:
-        nonlocal seen
-        while text.encode() not in seen:
-            seen += await terminal.receive_some()
-
-    try:
+    command = [*CLI, "client", f"{base}/ws/echo", "--ping-interval", "off"]
+    async with on_a_pty(command, controlling=True) as term:
         with trio.fail_after(15):
-            await expect("connected to ")
-            await terminal.send_all(b"/ping\n")
-            await expect("(/ping)")
-            await terminal.send_all(b"hi\n")
-            await expect("< hi")  # the echo comes after any second ping line would have
-            await terminal.send_all(b"\x03")  # Ctrl-C, as the terminal delivers it: SIGINT
-            assert await proc.wait() == 130
-            with contextlib.suppress(trio.BrokenResourceError):  # EIO once the client has gone
-                while chunk := await terminal.receive_some():
-                    seen += chunk
-    finally:
-        proc.kill()
-        await proc.wait()
-        await terminal.aclose()
-    text = seen.decode()
+            await term.expect(b"connected to ")
+            await term.type(b"/ping\n")
+            await term.expect(b"(/ping)")
+            await term.type(b"hi\n")
+            await term.expect(b"< hi")  # the echo comes after any second ping line would have
+            await term.type(b"\x03")  # Ctrl-C, as the terminal delivers it: SIGINT
+            assert await term.proc.wait() == 130
+            await term.read_to_end()
+    text = term.seen.decode()
     assert text.count("\xb7 ping ") == 1
     assert "closed 1001 going away" in text and "(aborted)" not in text
 
@@ -338,40 +291,23 @@ async def test_interactive_ping_prints_once_and_ctrl_c_closes_cleanly(base: str)
 async def test_incoming_messages_never_clobber_the_line_being_typed(base: str) -> None:
     """A message that arrives while "hel" is half typed prints on its own line above the
     prompt, which is drawn again with "hel" on it; Enter then sends "hello" whole."""
-    master, slave = os.openpty()
-    proc = await trio.lowlevel.open_process(
-        [*CLI, "client", f"{base}/ws/slow", "--ping-interval", "off"],
-        stdin=slave, stdout=slave, stderr=slave, env=PTY_ENV,
-    )  # fmt: skip
-    os.close(slave)
-    terminal = trio.lowlevel.FdStream(master)
-    seen = b""
-
-    async def expect(text: bytes, count: int = 1) -> None:
-        nonlocal seen
-        while seen.count(text) < count:
-            seen += await terminal.receive_some()
-
     screen = pyte.Screen(80, 24)  # what a person would see: a VT100 emulator draws the bytes
     stream = pyte.ByteStream(screen)
-    try:
+    command = [*CLI, "client", f"{base}/ws/slow", "--ping-interval", "off"]
+    async with on_a_pty(command) as term:
         with trio.fail_after(15):
-            await expect(b"connected to ")
-            await expect(b">")  # the prompt
-            await terminal.send_all(b"abc\r")
-            await expect(b"< abc")  # the first of two echoes, 0.3 s apart
-            await terminal.send_all(b"hel")  # typed, not sent
-            await expect(b"< abc", count=2)
-            await expect(b"hel", count=seen.count(b"hel") + 1)  # the prompt drawn again
-            stream.feed(seen)
+            await term.expect(b"connected to ")
+            await term.expect(b">")  # the prompt
+            await term.type(b"abc\r")
+            await term.expect(b"< abc")  # the first of two echoes, 0.3 s apart
+            await term.type(b"hel")  # typed, not sent
+            await term.expect(b"< abc", count=2)
+            await term.expect(b"hel", count=term.seen.count(b"hel") + 1)  # the prompt again
+            stream.feed(term.seen)
             lines = [line.rstrip() for line in screen.display if line.strip()]
             assert lines[-3:] == ["< abc", "< abc", "> hel"]  # the message above, "hel" kept
-            await terminal.send_all(b"lo\r")
-            await expect(b"< hello", count=1)
-            await terminal.send_all(b"/quit\r")
-            await expect(b"closed 1000")
-            assert await proc.wait() == 0
-    finally:
-        proc.kill()
-        await proc.wait()
-        await terminal.aclose()
+            await term.type(b"lo\r")
+            await term.expect(b"< hello", count=1)
+            await term.type(b"/quit\r")
+            await term.expect(b"closed 1000")
+            assert await term.proc.wait() == 0

@@ -3,7 +3,6 @@ CONNECT and SOCKS5, with credentials, from the argument or the environment."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -12,17 +11,12 @@ from pathlib import Path
 
 import pytest
 import trio
-from helpers import serving
+from helpers import free_port, serving
 
 import wstrio
 
 PPROXY = Path(sys.executable).with_name("pproxy")
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager

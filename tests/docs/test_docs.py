@@ -22,7 +22,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from helpers import http_get, python_blocks, run_block
+from helpers import free_port, http_get, python_blocks, run_block
 from websockets.trio.client import connect as ws_connect
 
 import wstrio
@@ -791,11 +790,6 @@ def test_every_page_is_linked_from_the_index() -> None:
 
 # -- the proxy configurations, when the proxies are installed -----------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def config_block(language: str) -> str:

@@ -6,7 +6,6 @@ import functools
 import json
 import runpy
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from helpers import http_get
+from helpers import free_port, http_get
 from websockets.trio.client import connect
 
 import wstrio
@@ -108,11 +107,6 @@ async def test_authchat_refuses_bad_tokens_and_chats_by_room(
             await trio.testing.wait_all_tasks_blocked()
             assert far.statistics().inbox_used == 0  # another room heard nothing
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize("name", ["echo.py", "chat.py", "ticker.py"])

@@ -41,6 +41,14 @@ async def whoami(session: wstrio.Session) -> None:
         pass
 
 
+async def refused(url: str) -> wstrio.HandshakeRejected:
+    """What wstrio's client raises for ``url``; fails if the handshake was accepted."""
+    with pytest.raises(wstrio.HandshakeRejected) as rejected:
+        async with wstrio.connect(url):
+            pass
+    return rejected.value
+
+
 ROUTES: dict[str, Any] = {"/c/{room}": wstrio.Route(whoami, on_handshake=authenticate)}
 
 
@@ -75,12 +83,10 @@ async def test_a_bad_token_gets_401_before_the_upgrade() -> None:
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"] == 'Bearer realm="chat"'
         assert response.body == b"bad token\n"
-        with pytest.raises(wstrio.HandshakeRejected) as rejected:
-            async with wstrio.connect(url):
-                pass
-        assert rejected.value.status == 401
-        assert rejected.value.header("www-authenticate") == 'Bearer realm="chat"'
-        assert rejected.value.body == b"bad token\n"
+        rejected = await refused(url)
+        assert rejected.status == 401
+        assert rejected.header("www-authenticate") == 'Bearer realm="chat"'
+        assert rejected.body == b"bad token\n"
 
 
 @pytest.mark.parametrize(
@@ -98,14 +104,12 @@ async def test_any_refusal_status_and_headers_are_sent(
 
     routes = {"/ws": wstrio.Route(wstrio.echo, on_handshake=hook)}
     async with serving(routes) as port:
-        with pytest.raises(wstrio.HandshakeRejected) as rejected:
-            async with wstrio.connect(f"ws://127.0.0.1:{port}/ws"):
-                pass
-    assert rejected.value.status == status
-    assert [(k, v) for k, v in rejected.value.headers if k.lower() == "retry-after"] == [
+        rejected = await refused(f"ws://127.0.0.1:{port}/ws")
+    assert rejected.status == status
+    assert [(k, v) for k, v in rejected.headers if k.lower() == "retry-after"] == [
         (k.lower(), v) for k, v in headers
     ]
-    assert rejected.value.body == b"no"
+    assert rejected.body == b"no"
 
 
 async def test_the_hook_chooses_a_subprotocol_the_client_offered() -> None:
@@ -137,14 +141,12 @@ async def test_a_hook_that_raises_gets_500_and_the_server_goes_on(
     routes = {"/ws": wstrio.Route(wstrio.echo, on_handshake=hook)}
     with caplog.at_level(logging.ERROR, logger="wstrio"):
         async with serving(routes) as port:
-            with pytest.raises(wstrio.HandshakeRejected) as rejected:
-                async with wstrio.connect(f"ws://127.0.0.1:{port}/ws"):
-                    pass
+            rejected = await refused(f"ws://127.0.0.1:{port}/ws")
             async with wstrio.connect(f"ws://127.0.0.1:{port}/ws") as session:
                 await session.send("still here")
                 assert await session.receive() == "still here"
-    assert rejected.value.status == 500
-    assert b"secret" not in rejected.value.body
+    assert rejected.status == 500
+    assert b"secret" not in rejected.body
     logged = [r for r in caplog.records if r.exc_info]
     assert len(logged) == 1 and "database down" in str(logged[0].exc_info[1])  # type: ignore[index]
 
@@ -161,10 +163,8 @@ async def test_a_hook_slower_than_the_handshake_timeout_gets_503() -> None:
 
     routes = {"/ws": wstrio.Route(wstrio.echo, on_handshake=hook)}
     async with serving(routes, wstrio.Config(handshake_timeout=0.2)) as port:
-        with pytest.raises(wstrio.HandshakeRejected) as rejected:
-            async with wstrio.connect(f"ws://127.0.0.1:{port}/ws"):
-                pass
-    assert rejected.value.status == 503
+        rejected = await refused(f"ws://127.0.0.1:{port}/ws")
+    assert rejected.status == 503
     assert cancelled.is_set()
 
 
@@ -180,10 +180,8 @@ async def test_a_hook_answering_nonsense_gets_500_with_the_reason_logged(
     routes = {"/ws": wstrio.Route(wstrio.echo, on_handshake=answer)}
     with caplog.at_level(logging.ERROR, logger="wstrio"):
         async with serving(routes) as port:
-            with pytest.raises(wstrio.HandshakeRejected) as rejected:
-                async with wstrio.connect(f"ws://127.0.0.1:{port}/ws"):
-                    pass
-    assert rejected.value.status == 500
+            rejected = await refused(f"ws://127.0.0.1:{port}/ws")
+    assert rejected.status == 500
     assert any("on_handshake of route /ws" in r.getMessage() for r in caplog.records)
 
 
@@ -194,10 +192,8 @@ async def test_the_trio_websocket_engine_honours_the_hook_too() -> None:
         async with ws_connect(f"ws://127.0.0.1:{port}/c/x?token=s3cret") as ws:
             assert ws.response is not None and ws.response.headers["X-User"] == "ann"
             assert '"name":"ann"' in str(await ws.recv())
-        with pytest.raises(wstrio.HandshakeRejected) as rejected:
-            async with wstrio.connect(f"ws://127.0.0.1:{port}/c/x"):
-                pass
-    assert rejected.value.status == 401
+        rejected = await refused(f"ws://127.0.0.1:{port}/c/x")
+    assert rejected.status == 401
 
 
 def test_accept_and_reject_refuse_malformed_values() -> None:

@@ -5,11 +5,19 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import trio
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def count_tasks() -> int:

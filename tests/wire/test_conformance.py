@@ -18,13 +18,13 @@ import collections
 import contextlib
 import json
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import trio
+from helpers import free_port
 
 import wstrio
 
@@ -87,11 +87,6 @@ def test_autobahn_against_the_server(tmp_path: Path, engine: str, cases: str) ->
     print(f"Autobahn server {cases} ({engine}): {dict(verdicts_of(reports))}")
     assert server.returncode == 0  # SIGTERM: a clean shutdown
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def echo_every_case(port: int, last: int) -> None:

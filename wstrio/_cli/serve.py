@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
-import logging
-import signal
 import socket
 import ssl
 import sys
@@ -19,8 +17,10 @@ import trio
 from .._apps.chat import Chat
 from .._apps.echo import default_routes
 from .._conn.config import ENGINES, Config, default_ping_timeout
+from .._conn.errors import one_of
 from .._rooms.hub import POLICIES, Hub
-from .._server import Server, open_listeners
+from .._run import serve_until_signalled
+from .._server import Server
 from .app import AppError, build_app, find_app
 from .common import DEFAULTS, HelpFormatter, log_level, port_number, seconds_or_off
 from .logs import FORMATS
@@ -173,11 +173,12 @@ async def _serve(
 ) -> None:
     app = found if args.app is None else build_app(found, args.app, config)
     server = app if isinstance(app, Server) else Server(app, config=config)  # type: ignore[arg-type]
-    listeners = await open_listeners(args.host, args.port, tls)  # outside any nursery: a
-    # failure to bind comes out as a plain OSError, not inside an ExceptionGroup
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(functools.partial(server.serve_listeners, listeners))
+    serve = functools.partial(
+        serve_until_signalled, server, host=args.host, port=args.port, ssl_context=tls
+    )
+    try:
+        async with trio.open_nursery() as nursery:  # returns after SIGINT or SIGTERM
+            port = await nursery.start(serve)
             scheme, web = ("wss", "https") if tls else ("ws", "http")
             base = f"{args.host}:{port}" if ":" not in args.host else f"[{args.host}]:{port}"
             if args.app is None:
@@ -187,10 +188,8 @@ async def _serve(
                 print(f"wstrio serving {args.app} on {web}://{base}/", flush=True)
             if config.dashboard and not isinstance(found, Server):
                 print(f"live figures at {web}://{base}/dashboard", flush=True)
-            async for signum in signals:
-                logging.getLogger("wstrio").info("%s: shutting down", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
+    except BaseExceptionGroup as group:  # a failure to bind: one OSError, unwrapped
+        raise one_of(group) from None
 
 
 def run(args: argparse.Namespace) -> int:

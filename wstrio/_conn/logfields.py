@@ -18,9 +18,6 @@ import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-#: The record attributes this module sets.
-FIELDS = ("connection", "peer", "path")
-
 _current: ContextVar[dict[str, object] | None] = ContextVar("wstrio_log_fields", default=None)
 
 

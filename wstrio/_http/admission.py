@@ -30,6 +30,7 @@ from .._conn.stats import (
     SessionCounters,
 )
 from .._conn.supervisor import Supervisor
+from .._wire.streams import address_text
 from .metrics import ServerCollector, new_registry
 from .upgrade import Refusal
 
@@ -110,7 +111,7 @@ class Admission:
         """Run one session to its end, counted and logged; how it closed."""
         session = supervisor.session
         started = trio.current_time()
-        logger.info("open %s from %s", session.path, _fmt(session.remote))
+        logger.info("open %s from %s", session.path, address_text(session.remote) or "?")
         self.sessions.add(supervisor)
         self._sessions_total += 1
         try:
@@ -127,7 +128,7 @@ class Admission:
         logger.info(
             "close %s from %s: %d %s (%s%s) after %.3fs",
             session.path,
-            _fmt(session.remote),
+            address_text(session.remote) or "?",
             closed.code,
             closed.reason or "-",
             closed.ending.value,
@@ -178,6 +179,3 @@ class Admission:
             uptime=trio.current_time() - self._started,
         )
 
-
-def _fmt(remote: tuple[str, int] | None) -> str:
-    return f"{remote[0]}:{remote[1]}" if remote else "?"

@@ -202,9 +202,6 @@ class RouteTable:
         other = path[:-1] if path.endswith("/") and path != "/" else path + "/"
         return other if self.match(other) is not None else None
 
-    def has_websocket_routes(self) -> bool:
-        return any(isinstance(t, Route) for _, t in self.patterns)
-
 
 def _target(path: str, value: object) -> Target:
     if isinstance(value, Route | HttpRoute | Static | StaticDir):

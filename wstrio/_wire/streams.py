@@ -47,6 +47,14 @@ def peer_address(stream: trio.abc.Stream) -> tuple[str, int] | None:
     return str(host), int(port)
 
 
+def address_text(address: tuple[str, int] | None) -> str | None:
+    """``"host:port"`` (``"[::1]:port"`` for IPv6), or None for no address."""
+    if address is None:
+        return None
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def bound_port(listener: Any) -> int:
     """The TCP port a listener is bound to; 0 for one that is not on a socket."""
     sock = socket_of(listener)
