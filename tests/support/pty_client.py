@@ -31,6 +31,10 @@ class Terminal:
         while self.seen.count(text) < count:
             self.seen += await self._master.receive_some()
 
+    async def read(self) -> None:
+        """Read what the program writes next (at least a byte)."""
+        self.seen += await self._master.receive_some()
+
     async def type(self, keys: bytes) -> None:
         await self._master.send_all(keys)
 
