@@ -25,6 +25,8 @@ if [ "${1:-}" = "test" ]; then
     command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
     command -v caddy >/dev/null 2>&1 || missing="$missing caddy"
+    # The Redis bus's tests start their own redis-server (never the system service).
+    command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
     # shellcheck disable=SC2086
     [ -z "$missing" ] || apt_install $missing
     # editable_mode=compat: a path entry that type checkers follow, so mypy finds wstrio

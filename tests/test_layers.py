@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "_rooms": 2,  # broadcast
     "_server": 3,  # entry points
     "_client": 3,
+    "_bus": 3,  # rooms across processes
     "_run": 4,  # the server as a program's main loop
     "_apps": 4,  # demo apps and the test kit
     "testing": 4,
@@ -48,6 +49,7 @@ THIRD_PARTY: dict[str, frozenset[str]] = {
     "_server": frozenset({"trio", "attrs", "prometheus_client"}),
     "_run": frozenset({"trio"}),
     "_client": frozenset({"trio", "attrs", "h11", "python_socks"}),  # python_socks: an extra
+    "_bus": frozenset({"trio", "attrs", "coredis", "prometheus_client"}),  # coredis: an extra
     "_apps": frozenset({"trio", "attrs"}),
     "testing": frozenset({"trio", "attrs", "pytest", "h11"}),
     "_cli": frozenset({"trio", "attrs", "prompt_toolkit"}),

@@ -2,271 +2,140 @@
 
 Theory of operation
 -------------------
-A broadcast encodes the message once (:class:`Prepared`: its UTF-8 payload,
-and frames built once per variant and shared by every member whose connection
-sends the same bytes) and puts it into each member's bounded outbox with a
-non-blocking put; that member's writer task sends it when the peer reads. A
-member whose writer is idle and whose socket has room gets it written on the
-spot (the outbox's direct path), with no task woken for it.
-Nothing here awaits, so a member that stops reading cannot delay anyone else.
+A broadcast encodes the message once (:class:`Prepared`) and puts it into each
+member's bounded outbox with a non-blocking put; that member's writer task
+sends it when the peer reads (or the outbox writes it on the spot while the
+writer is idle). Nothing here awaits, so a member that stops reading cannot
+delay anyone else. Bursts beyond a full outbox go to the member's *backlog*
+(``Config.broadcast_backlog`` bytes); only when that is spent too does the
+room apply its slow-consumer policy to that member alone (see ``delivery``).
 
-A full outbox alone does not make a member slow: Trio runs every ready task
-before any task it wakes, so when many members speak at once their broadcasts
-all land before any writer runs. Such bursts go to the member's *backlog*
-(bounded by ``Config.broadcast_backlog`` bytes), which its writer moves into
-the outbox as it drains it. Only when the backlog is spent too does the room
-apply its slow-consumer policy to that member alone:
+A room with ``history`` gives each message an id and keeps the last N, so a
+member that joins again with ``since=<id>`` gets what it missed, then live
+traffic, with no gap and no duplicate: while its recovery is read, live
+messages for it are held, and those the history already returned are skipped.
 
-* ``"close"`` (the default): the member is closed with 1008 "slow consumer";
-  the messages queued for it are dropped, and it leaves every room;
-* ``"drop_newest"``: this message is not queued for that member;
-* ``"drop_oldest"``: the oldest backlogged broadcasts are dropped to make room
-  (the oldest outbox message if there is no backlog to spend).
-
-A room holds each member's :class:`Mailbox` (its outbox and counters, and
-how to close it as a slow consumer), never its supervisor: a broadcast goes
-from the room into the member's outbox and on to its writer, one way.
-A session leaves every room the moment its ending is decided (whatever the
-reason), so a closing session never holds a place or receives more. The hub
-holds rooms weakly: a room lives while it has members or someone holds it.
-All of this is plain state, safe to use from any task of one ``trio.run``.
+With a bus (``Hub(bus=RedisBus(url))``) a broadcast also goes to the other
+processes with members in the room, published once. A room without history
+delivers to local members at once. A room with history delivers, in every
+process, in the order the broker saw the messages (one round trip later), so
+every member sees one order and recovery is exact; while the bus is down it
+delivers locally at once. Rooms are plain state, safe from any task of one
+``trio.run``; the hub holds rooms weakly, except rooms whose history it keeps.
 """
 
 from __future__ import annotations
 
-import functools
-import weakref
-from collections.abc import Collection, Iterable
-from typing import Literal, get_args
+from collections.abc import Iterable
 
 import attrs
-import trio
 
-from .._conn.errors import ConnectionClosed
-from .._conn.outbox import Mailbox
-from .._conn.session import Session, mailbox_of
+from .._conn.session import Session
 from .._conn.transport import Message, Prepared, check_message
-
-SlowConsumerPolicy = Literal["close", "drop_newest", "drop_oldest"]
-POLICIES: tuple[str, ...] = get_args(SlowConsumerPolicy)
-
-
-def _check_policy(policy: str) -> SlowConsumerPolicy:
-    if policy not in POLICIES:
-        raise ValueError(f"slow-consumer policy must be one of {', '.join(POLICIES)}: {policy!r}")
-    return policy  # type: ignore[return-value]
-
-
-@attrs.frozen
-class RoomStatistics:
-    """What one room holds and has done. A delivery is a message queued for one member."""
-
-    name: str
-    policy: SlowConsumerPolicy
-    members: int
-    broadcasts: int
-    deliveries: int
-    drops: int  # messages dropped for slow members (drop policies)
-    slow_closes: int  # members closed with 1008 (close policy)
-
-
-@attrs.frozen
-class HubStatistics:
-    """Totals over every room the hub has had, and what it holds now."""
-
-    rooms: int  # rooms alive now
-    members: int  # memberships now (a session in two rooms counts twice)
-    broadcasts: int
-    deliveries: int
-    drops: int
-    slow_closes: int
-
-
-def _exclusion(exclude: Session | Iterable[Session] | None) -> Collection[Session]:
-    if exclude is None:
-        return ()
-    if isinstance(exclude, Session):
-        return (exclude,)
-    if isinstance(exclude, set | frozenset):
-        return exclude
-    return frozenset(exclude)
-
-
-@attrs.define
-class _Counters:
-    broadcasts: int = 0
-    deliveries: int = 0
-    drops: int = 0
-    slow_closes: int = 0
-
-
-class Room:
-    """A named set of sessions that receive the same broadcasts. Get one from a Hub."""
-
-    def __init__(self, hub: Hub, name: str, policy: SlowConsumerPolicy) -> None:
-        self.hub = hub
-        self.name = name
-        self._policy = policy
-        self._members: dict[Session, Mailbox] = {}  # insertion order is join order
-        self._counts = _Counters()
-
-    @property
-    def policy(self) -> SlowConsumerPolicy:
-        """What happens to a member whose outbox and backlog are full; settable, kept by the hub."""
-        return self._policy
-
-    @policy.setter
-    def policy(self, policy: SlowConsumerPolicy) -> None:
-        self._policy = self.hub._policies[self.name] = _check_policy(policy)
-
-    @property
-    def members(self) -> tuple[Session, ...]:
-        """The sessions in the room, in the order they joined."""
-        return tuple(self._members)
-
-    def __len__(self) -> int:
-        return len(self._members)
-
-    def __contains__(self, session: object) -> bool:
-        return session in self._members
-
-    def join(self, session: Session) -> None:
-        """Add ``session`` (no-op if present); ConnectionClosed if it has ended."""
-        if session.closed is not None:
-            raise ConnectionClosed(session.closed.code, session.closed.reason)
-        if session not in self._members:
-            mailbox = mailbox_of(session)
-            self._members[session] = mailbox
-            mailbox.rooms[self] = functools.partial(self.leave, session)
-            self.hub._rooms.setdefault(self.name, self)
-
-    def leave(self, session: Session) -> None:
-        """Remove ``session``; no-op if it is not a member."""
-        mailbox = self._members.pop(session, None)
-        if mailbox is not None:
-            mailbox.rooms.pop(self, None)
-
-    def broadcast(
-        self, message: Message, *, exclude: Session | Iterable[Session] | None = None
-    ) -> int:
-        """Queue ``message`` for every member but ``exclude``; never waits.
-
-        Returns how many members it was queued for. Members whose outbox is
-        full and whose backlog is spent get the room's slow-consumer policy.
-        """
-        delivered = self._deliver(Prepared(check_message(message)), _exclusion(exclude))
-        self.hub._counts.broadcasts += 1
-        return delivered
-
-    def _deliver(self, message: Prepared, skip: Collection[Session]) -> int:
-        """Queue ``message`` for every member not in ``skip``; count one broadcast of the room."""
-        full: list[Mailbox] = []
-        delivered = 0
-        for session, mailbox in self._members.items():
-            if skip and session in skip:
-                continue
-            try:
-                mailbox.outbox.put_nowait(message)
-                delivered += 1
-            except trio.WouldBlock:
-                full.append(mailbox)
-        if full:
-            size = len(message)  # the UTF-8 payload, measured once
-            for mailbox in full:
-                delivered += self._when_full(mailbox, message, size)
-        self._counts.broadcasts += 1
-        self._counts.deliveries += delivered
-        self.hub._counts.deliveries += delivered
-        return delivered
-
-    def _when_full(self, mailbox: Mailbox, message: Prepared, size: int) -> int:
-        """A member's outbox is full: backlog, or apply the policy; 1 if ``message`` was queued."""
-        outbox = mailbox.outbox
-        if outbox.to_backlog(message, size):
-            return 1
-        if self._policy == "close":
-            self._counts.slow_closes += 1
-            self.hub._counts.slow_closes += 1
-            mailbox.close_slow()
-            return 0
-        if self._policy == "drop_oldest":
-            while outbox.backlog and not outbox.to_backlog(message, size):
-                outbox.pop_backlog()
-                self._count_drop(mailbox)
-            if outbox.backlog:
-                return 1  # it fit once older broadcasts were dropped
-            if outbox.drop_oldest():  # no backlog to spend: make room in the outbox
-                self._count_drop(mailbox)
-                outbox.queue_nowait(message)
-                return 1
-        self._count_drop(mailbox)
-        return 0
-
-    def _count_drop(self, mailbox: Mailbox) -> None:
-        mailbox.counters.drops += 1
-        self._counts.drops += 1
-        self.hub._counts.drops += 1
-
-    def statistics(self) -> RoomStatistics:
-        """Members now; broadcasts, deliveries, drops and slow closes so far."""
-        counts = self._counts
-        return RoomStatistics(
-            name=self.name,
-            policy=self._policy,
-            members=len(self._members),
-            broadcasts=counts.broadcasts,
-            deliveries=counts.deliveries,
-            drops=counts.drops,
-            slow_closes=counts.slow_closes,
-        )
-
-    def __repr__(self) -> str:
-        return f"<wstrio.Room {self.name!r} {len(self._members)} members {self._policy}>"
+from .bus import Bus, Envelope
+from .history import MessageIds, new_origin
+from .policy import POLICIES as POLICIES  # re-exported for the CLI
+from .policy import HubStatistics, SlowConsumerPolicy, check_policy
+from .room import Host, Room, Settings, exclusion
 
 
 class Hub:
-    """Named rooms with one slow-consumer policy by default (rooms may override it)."""
+    """Named rooms with one slow-consumer policy by default (rooms may override it).
 
-    def __init__(self, *, policy: SlowConsumerPolicy = "close") -> None:
-        self.policy = _check_policy(policy)
-        self._rooms: weakref.WeakValueDictionary[str, Room] = weakref.WeakValueDictionary()
-        self._policies: dict[str, SlowConsumerPolicy] = {}  # rooms given their own policy
-        self._counts = _Counters()
+    ``bus`` (:class:`wstrio.RedisBus`) carries the rooms to other processes; without one,
+    rooms live in this process only.
+    """
 
-    def room(self, name: str, *, policy: SlowConsumerPolicy | None = None) -> Room:
-        """The room called ``name``, made on first use; ``policy`` overrides the hub's."""
+    def __init__(self, *, policy: SlowConsumerPolicy = "close", bus: Bus | None = None) -> None:
+        self.policy = check_policy(policy)
+        self.bus = bus
+        origin = bus.attach(self) if bus is not None else new_origin()
+        self._host = Host(origin, bus, MessageIds(origin))
+        self._kept: dict[str, Room] = {}  # rooms with history live as long as the hub
+
+    @property
+    def origin(self) -> str:
+        """The name this hub's messages carry between processes (random, per process)."""
+        return self._host.origin
+
+    def room(
+        self,
+        name: str,
+        *,
+        policy: SlowConsumerPolicy | None = None,
+        history: int | None = None,
+        history_ttl: float | None = None,
+    ) -> Room:
+        """The room called ``name``, made on first use; ``policy`` overrides the hub's.
+
+        ``history`` (messages, 0 for none) keeps the room's last messages for members
+        that join again with ``since``; ``history_ttl`` (seconds, None: no limit) drops
+        them that long after they were sent. Settings are kept by the hub, even while
+        the room is gone. ValueError for a negative size, a TTL that is not positive,
+        or a new history size for a room that has members.
+        """
         if not isinstance(name, str):
             raise TypeError(f"a room name is a str, not {type(name).__name__}")
-        room = self._rooms.get(name)
-        if room is None:
-            room = Room(self, name, self._policies.get(name, self.policy))
-            self._rooms[name] = room
+        host = self._host
+        default = Settings(self.policy)
+        settings = host.settings.get(name, default)
         if policy is not None:
-            room.policy = policy  # kept by the hub, even while the room is gone
+            settings = attrs.evolve(settings, policy=check_policy(policy))
+        if history is not None or history_ttl is not None:
+            if history is not None and (
+                isinstance(history, bool) or not isinstance(history, int) or history < 0
+            ):
+                raise ValueError(f"history must be an int of messages >= 0, not {history!r}")
+            if history_ttl is not None and not history_ttl > 0:
+                raise ValueError(f"history_ttl must be seconds > 0 or None, not {history_ttl!r}")
+            size = settings.history if history is None else history
+            settings = attrs.evolve(settings, history=size, history_ttl=history_ttl)
+        room = host.rooms.get(name)
+        if room is None or (settings.history != room.history and not len(room)):
+            room = Room(host, name, settings)
+            host.rooms[name] = room
+        else:
+            room.configure(settings)
+        if settings != default:
+            host.settings[name] = settings
+        if settings.history:
+            self._kept[name] = room
         return room
 
     @property
     def rooms(self) -> dict[str, Room]:
         """The rooms alive now, by name."""
-        return dict(self._rooms)
+        return dict(self._host.rooms)
+
+    def receive(self, envelope: Envelope) -> None:
+        """A message the bus brought: deliver it to the room's members in this process."""
+        room = self._host.rooms.get(envelope.room)
+        if room is not None and len(room):
+            room.receive(envelope)
+
+    def bus_down(self) -> None:
+        """The bus lost the broker: deliver at once what waited for its echo."""
+        for room in list(self._host.rooms.values()):
+            room.bus_down()
 
     def broadcast(
         self, message: Message, *, exclude: Session | Iterable[Session] | None = None
     ) -> int:
-        """Queue ``message`` once for every session in any room; never waits."""
+        """Queue ``message`` once for every session in any room of this process; never waits
+        (it does not go through the bus, nor into any history)."""
         prepared = Prepared(check_message(message))
-        seen = set(_exclusion(exclude))
+        seen = set(exclusion(exclude))
         delivered = 0
-        for room in list(self._rooms.values()):
-            delivered += room._deliver(prepared, seen)
-            seen.update(room._members)
-        self._counts.broadcasts += 1
+        for room in list(self._host.rooms.values()):
+            delivered += room.deliver_here(prepared, seen)
+            seen.update(room.members)
+        self._host.counts.broadcasts += 1
         return delivered
 
     def statistics(self) -> HubStatistics:
         """Rooms and memberships now; broadcast totals since the hub was made."""
-        rooms = list(self._rooms.values())
-        counts = self._counts
+        rooms = list(self._host.rooms.values())
+        counts = self._host.counts
         return HubStatistics(
             rooms=len(rooms),
             members=sum(len(room) for room in rooms),
@@ -274,4 +143,5 @@ class Hub:
             deliveries=counts.deliveries,
             drops=counts.drops,
             slow_closes=counts.slow_closes,
+            received=counts.received,
         )

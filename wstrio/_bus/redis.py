@@ -1,0 +1,418 @@
+"""``RedisBus``: a hub's rooms across processes and hosts, through Redis (coredis).
+
+Theory of operation
+-------------------
+The hub calls the bus without waiting; the bus does the Redis work from four
+tasks under ``run``:
+
+* the *publisher* sends queued commands in order (publishes, presence
+  changes). The queue is bounded (``buffer``): past it the oldest command is
+  dropped and counted. A failed command stays first in the queue and is
+  retried with backoff, so nothing is sent twice or out of order;
+* the *reader* takes pub/sub messages and hands them to the hub. A room with
+  history publishes through one Lua script (XADD then PUBLISH), so its stream
+  and its channel agree on one order; the reader remembers the last stream
+  entry it delivered per room, and whenever Redis confirms a (re)subscription
+  it reads the stream from there first: a Redis restart loses no message the
+  history still holds, and none is delivered twice;
+* the *subscriber* follows the rooms that have members here (coredis
+  re-subscribes by itself after a reconnect);
+* the *watcher* pings Redis each ``check_interval`` and refreshes this
+  process's presence entries (each expires ``presence_ttl`` seconds after its
+  last refresh, so a killed process's members disappear within that bound).
+
+While Redis is unreachable the bus is *degraded*: ``connected`` is False, the
+hub delivers locally at once, ``/healthz`` says why (:meth:`install`), and the
+publisher keeps retrying. Nothing raises into handlers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from .._rooms.bus import Envelope
+from .._rooms.history import Entry, new_origin
+from .wire import (
+    PRESENCE,
+    PUBLISH_KEPT,
+    Keys,
+    entry_of,
+    parse_payload,
+    plain_payload,
+    split_message,
+    stream_order,
+)
+
+if TYPE_CHECKING:
+    import coredis
+
+    from .._rooms.hub import Hub
+
+Command = Callable[["coredis.Redis[bytes]"], Awaitable[object]]
+
+
+class BusUnavailable(ConnectionError):
+    """Redis cannot be reached (at start, or for a read such as presence or history)."""
+
+
+@attrs.frozen
+class BusStatistics:
+    """What a bus has done: commands queued now, published, received, dropped (the buffer
+    was full), times it lost Redis, and whether it is connected (else why not)."""
+
+    connected: bool
+    buffered: int
+    published: int
+    received: int
+    dropped: int
+    outages: int
+    down_reason: str | None
+
+
+class RedisBus:
+    """Rooms across processes through Redis: ``Hub(bus=RedisBus("redis://host:6379"))``,
+    then ``await nursery.start(bus.run)`` before serving.
+
+    ``buffer``: commands queued while Redis is slow or down (past it the oldest are
+    dropped and counted); ``presence_ttl``: seconds a member of a killed process stays
+    listed; ``check_interval``: seconds between health pings; ``connect_timeout``:
+    seconds to reach Redis at start; ``optional``: start even if Redis is down
+    (degraded) instead of raising :class:`BusUnavailable`; ``prefix``: of every key.
+    Needs the ``redis`` extra (``pip install wstrio[redis]``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        buffer: int = 10_000,
+        presence_ttl: float = 15.0,
+        check_interval: float = 1.0,
+        connect_timeout: float = 2.0,
+        optional: bool = False,
+        prefix: str = "wstrio",
+    ) -> None:
+        for name, value in (("buffer", buffer), ("presence_ttl", presence_ttl)):
+            if not value > 0:
+                raise ValueError(f"RedisBus {name} must be > 0, not {value!r}")
+        self.url = url
+        self.buffer = buffer
+        self.presence_ttl = presence_ttl
+        self.check_interval = check_interval
+        self.connect_timeout = connect_timeout
+        self.optional = optional
+        self.keys = Keys(prefix)
+        self.origin = new_origin()
+        self._hub: Hub | None = None
+        self._client: coredis.Redis[bytes] | None = None
+        self._queue: deque[Command] = deque()
+        self._queued = trio.Event()
+        self._rooms: dict[str, trio.Event] = {}  # subscribed here -> set once Redis confirms
+        self._changed = trio.Event()  # the set of rooms changed
+        self._last: dict[str, str] = {}  # room -> last stream entry delivered
+        self._present: dict[tuple[str, str], str] = {}  # (room, key) -> "<joined ms> <name>"
+        self._connected = False
+        self._down_reason: str | None = "not started"
+        self._counts = {"published": 0, "received": 0, "dropped": 0, "outages": 0}
+
+    # -- what the hub calls (never waits) ---------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether Redis answers (False: degraded, local delivery only)."""
+        return self._connected
+
+    def attach(self, hub: Hub) -> str:
+        """Serve ``hub``; ValueError if this bus already serves another."""
+        if self._hub is not None and self._hub is not hub:
+            raise ValueError("a RedisBus serves one Hub")
+        self._hub = hub
+        return self.origin
+
+    def publish(self, envelope: Envelope) -> None:
+        """Queue ``envelope`` for the room's channel (and history); never waits."""
+        if envelope.history:
+            kind, payload = split_message(envelope.message)
+            ttl = "" if envelope.history_ttl is None else str(int(envelope.history_ttl * 1000))
+            keys = [self.keys.stream(envelope.room), self.keys.channel(envelope.room)]
+            args: list[str | bytes | int] = [
+                envelope.history,
+                ttl,
+                envelope.origin,
+                envelope.id or "",
+                kind,
+                payload,
+            ]
+            room = envelope.room
+
+            async def send(client: coredis.Redis[bytes]) -> object:
+                if room in self._rooms:  # its echo must find this process subscribed
+                    await self._rooms[room].wait()
+                return await client.eval(PUBLISH_KEPT, keys, args)
+
+            self._push(send)
+        else:
+            channel, data = self.keys.channel(envelope.room), plain_payload(envelope)
+            self._push(lambda client: client.publish(channel, data))
+        self._counts["published"] += 1
+
+    def subscribe(self, room: str) -> None:
+        self._rooms.setdefault(room, trio.Event())
+        self._changed.set()
+
+    def unsubscribe(self, room: str) -> None:
+        self._rooms.pop(room, None)
+        self._last.pop(room, None)
+        self._changed.set()
+
+    def present(self, room: str, key: str, name: str | None) -> None:
+        zset, names = self.keys.presence(room)
+        if name is None:
+            self._present.pop((room, key), None)
+            self._push(lambda client: _absent(client, zset, names, key))
+            return
+        value = self._present[(room, key)] = f"{int(time.time() * 1000)} {name}"
+        expiry = time.time() + self.presence_ttl
+        self._push(lambda client: _present(client, zset, names, key, value, expiry))
+
+    def _push(self, command: Command) -> None:
+        if len(self._queue) >= self.buffer:
+            self._queue.popleft()
+            self._counts["dropped"] += 1
+        self._queue.append(command)
+        self._queued.set()
+
+    # -- what the hub awaits -------------------------------------------------------
+
+    async def presence(self, room: str) -> list[str]:
+        """Names of the room's members in every process, in join order."""
+        zset, names = self.keys.presence(room)
+        found = await self._read(
+            lambda client: client.eval(PRESENCE, [zset, names], [int(time.time() * 1000)])
+        )
+        joined = [_text(value).split(" ", 1) for value in found if value]
+        return [name for _, name in sorted(joined, key=lambda pair: int(pair[0]))]
+
+    async def history(self, room: str) -> list[Entry]:
+        """The room's history stream, oldest first."""
+        found = await self._read(lambda client: client.xrange(self.keys.stream(room)))
+        return [entry_of(_fields(entry.field_values)) for entry in found]
+
+    async def _read(self, command: Command) -> Any:
+        client = self._client
+        if client is None or not self._connected:
+            raise BusUnavailable(f"Redis is unreachable: {self._down_reason}")
+        try:
+            with trio.fail_after(self.connect_timeout):
+                return await command(client)
+        except (Exception, trio.TooSlowError) as exc:
+            if not _is_outage(exc):
+                raise
+            self._went_down(exc)
+            raise BusUnavailable(f"Redis is unreachable: {self._down_reason}") from None
+
+    # -- the tasks -----------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Connect and carry the hub's rooms until cancelled; reports when Redis answered
+        (or at once if ``optional``). BusUnavailable if Redis cannot be reached at start and
+        the bus is not optional; ImportError without the ``redis`` extra."""
+        import coredis
+
+        client: coredis.Redis[bytes] = coredis.Redis.from_url(
+            self.url, connect_timeout=self.connect_timeout, stream_timeout=self.connect_timeout
+        )
+        async with client:
+            self._client = client
+            try:
+                with trio.fail_after(self.connect_timeout):
+                    await client.ping()
+                self._came_up()
+            except (Exception, trio.TooSlowError) as exc:
+                if not _is_outage(exc):
+                    raise
+                if not self.optional:
+                    raise BusUnavailable(
+                        f"cannot reach Redis at {self.url}: {_reason(exc)}"
+                    ) from None
+                self._went_down(exc)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._publisher, client)
+                nursery.start_soon(self._watcher, client)
+                nursery.start_soon(self._subscriber, client)
+                task_status.started()
+
+    async def _publisher(self, client: coredis.Redis[bytes]) -> None:
+        backoff = 0.05
+        while True:
+            if not self._queue:
+                self._queued = trio.Event()
+                await self._queued.wait()
+                continue
+            command = self._queue[0]
+            try:
+                with trio.fail_after(self.connect_timeout):
+                    await command(client)
+            except (Exception, trio.TooSlowError) as exc:
+                if not _is_outage(exc):
+                    raise
+                self._went_down(exc)
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            if self._queue and self._queue[0] is command:
+                self._queue.popleft()
+            backoff = 0.05
+            self._came_up()
+
+    async def _watcher(self, client: coredis.Redis[bytes]) -> None:
+        refreshed = 0.0
+        while True:
+            try:
+                with trio.fail_after(self.connect_timeout):
+                    await client.ping()
+                    if time.monotonic() - refreshed > self.presence_ttl / 3:
+                        await self._refresh(client)
+                        refreshed = time.monotonic()
+                self._came_up()
+            except (Exception, trio.TooSlowError) as exc:
+                if not _is_outage(exc):
+                    raise
+                self._went_down(exc)
+            await trio.sleep(self.check_interval)
+
+    async def _refresh(self, client: coredis.Redis[bytes]) -> None:
+        expiry = time.time() + self.presence_ttl
+        for (room, key), value in list(self._present.items()):
+            zset, names = self.keys.presence(room)
+            await _present(client, zset, names, key, value, expiry)
+
+    async def _subscriber(self, client: coredis.Redis[bytes]) -> None:
+        async with client.pubsub() as pubsub, trio.open_nursery() as nursery:
+            nursery.start_soon(self._reader, client, pubsub)
+            following: set[str] = set()
+            while True:
+                wanted = set(self._rooms)
+                if wanted - following:
+                    await pubsub.subscribe(*(self.keys.channel(r) for r in wanted - following))
+                if following - wanted:
+                    await pubsub.unsubscribe(*(self.keys.channel(r) for r in following - wanted))
+                following = wanted
+                self._changed = trio.Event()
+                if set(self._rooms) == following:
+                    await self._changed.wait()
+
+    async def _reader(self, client: coredis.Redis[bytes], pubsub: Any) -> None:
+        while True:
+            message = await pubsub.get_message()
+            if message is None:
+                continue
+            room = self.keys.room_of(message["channel"])
+            if message["type"] == "subscribe" and room in self._rooms:
+                await self._catch_up(client, room)
+                self._rooms[room].set()
+            elif message["type"] == "message" and room in self._rooms:
+                try:
+                    sid, envelope = parse_payload(room, message["data"])
+                except ValueError:
+                    continue  # not ours: someone else publishes on our channel
+                self._deliver(sid, envelope)
+
+    async def _catch_up(self, client: coredis.Redis[bytes], room: str) -> None:
+        """After a (re)subscription: deliver what the stream holds past the last delivered."""
+        last = self._last.get(room)
+        if last is None:
+            return
+        try:
+            with trio.fail_after(self.connect_timeout):
+                found = await client.xrange(self.keys.stream(room), f"({last}", "+")
+        except (Exception, trio.TooSlowError) as exc:
+            if not _is_outage(exc):
+                raise
+            return
+        for entry in found:
+            fields = _fields(entry.field_values)
+            kept = entry_of(fields)
+            envelope = Envelope(room, kept.id, _text(fields[b"o"]), kept.message)
+            self._deliver(_text(entry.identifier), envelope)
+
+    def _deliver(self, sid: str | None, envelope: Envelope) -> None:
+        room = envelope.room
+        if sid is not None:
+            last = self._last.get(room)
+            if last is not None and stream_order(sid) <= stream_order(last):
+                return  # delivered already (by a catch-up)
+            self._last[room] = sid
+        if self._hub is not None:
+            self._counts["received"] += envelope.origin != self.origin
+            self._hub.receive(envelope)
+
+    def _came_up(self) -> None:
+        if not self._connected:
+            self._connected, self._down_reason = True, None
+
+    def _went_down(self, exc: BaseException) -> None:
+        self._down_reason = f"Redis at {self.url}: {_reason(exc)}"
+        if self._connected:
+            self._connected = False
+            self._counts["outages"] += 1
+            if self._hub is not None:
+                self._hub.bus_down()
+
+    def statistics(self) -> BusStatistics:
+        """Counts since start, and the state now."""
+        return BusStatistics(
+            connected=self._connected,
+            buffered=len(self._queue),
+            down_reason=self._down_reason,
+            **self._counts,
+        )
+
+    def health(self) -> str | None:
+        """None while connected, else why not (a ``/healthz`` check)."""
+        return None if self._connected else self._down_reason
+
+
+async def _present(
+    client: coredis.Redis[bytes], zset: str, names: str, key: str, value: str, expiry: float
+) -> None:
+    await client.zadd(zset, {key: expiry * 1000})
+    await client.hset(names, {key: value})
+
+
+async def _absent(client: coredis.Redis[bytes], zset: str, names: str, key: str) -> None:
+    await client.zrem(zset, [key])
+    await client.hdel(names, [key])
+
+
+def _fields(values: Mapping[str | bytes, str | bytes]) -> dict[bytes, bytes]:
+    return {_bytes(key): _bytes(value) for key, value in values.items()}
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means Redis is unreachable (not a bug or a refused command)."""
+    import coredis.exceptions
+
+    return isinstance(
+        exc, coredis.exceptions.ConnectionError | OSError | TimeoutError | trio.TooSlowError
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, trio.TooSlowError | TimeoutError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,312 @@
+"""A room: its members in this process, its history, and its traffic through the bus.
+
+(The theory of operation is in ``hub``.)
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import weakref
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from typing import overload
+
+import attrs
+
+from .._conn.errors import ConnectionClosed
+from .._conn.outbox import Mailbox
+from .._conn.session import Session, mailbox_of
+from .._conn.transport import Message, Prepared, check_message
+from .bus import Bus, Envelope
+from .delivery import deliver_to
+from .history import Entry, MessageIds, Recovery, Ring, entries_after
+from .policy import Counters, RoomStatistics, SlowConsumerPolicy, check_policy
+
+#: Own messages a room keeps while waiting for the broker to echo them.
+_ECHO_LIMIT = 10_000
+
+
+def exclusion(exclude: Session | Iterable[Session] | None) -> Collection[Session]:
+    """``exclude`` as a collection of sessions."""
+    if exclude is None:
+        return ()
+    if isinstance(exclude, Session):
+        return (exclude,)
+    if isinstance(exclude, set | frozenset):
+        return exclude
+    return frozenset(exclude)
+
+
+@attrs.frozen
+class Settings:
+    """A room's settings, kept by the hub while the room is gone."""
+
+    policy: SlowConsumerPolicy
+    history: int = 0
+    history_ttl: float | None = None
+
+
+@attrs.define(eq=False)
+class Host:
+    """What a hub shares with its rooms: its origin and bus, ids, counters, rooms, settings."""
+
+    origin: str
+    bus: Bus | None
+    ids: MessageIds
+    counts: Counters = attrs.Factory(Counters)
+    keys: Iterator[int] = attrs.Factory(lambda: itertools.count(1))  # presence keys
+    rooms: weakref.WeakValueDictionary[str, Room] = attrs.Factory(weakref.WeakValueDictionary)
+    settings: dict[str, Settings] = attrs.Factory(dict)  # rooms given their own settings
+
+
+class Room:
+    """A named set of sessions that receive the same broadcasts. Get one from a Hub."""
+
+    def __init__(self, host: Host, name: str, settings: Settings) -> None:
+        self._host = host
+        self.name = name
+        self._settings = settings
+        self._members: dict[Session, Mailbox] = {}  # insertion order is join order
+        self._names: dict[Session, tuple[str, str]] = {}  # presence key, name
+        self._held: dict[Session, list[tuple[str | None, Prepared]]] = {}  # recovering
+        self._ring = Ring(settings.history, settings.history_ttl) if settings.history else None
+        self._echo: OrderedDict[str, tuple[Prepared, Collection[Session]]] = OrderedDict()
+        self._early: set[str] = set()  # own messages delivered before the broker echoed them
+        self._counts = Counters()
+
+    @property
+    def policy(self) -> SlowConsumerPolicy:
+        """What happens to a member whose outbox and backlog are full; settable, kept by the hub."""
+        return self._settings.policy
+
+    @policy.setter
+    def policy(self, policy: SlowConsumerPolicy) -> None:
+        self._settings = attrs.evolve(self._settings, policy=check_policy(policy))
+        self._host.settings[self.name] = self._settings
+
+    @property
+    def history(self) -> int:
+        """How many messages the room's history keeps (0: no history)."""
+        return self._settings.history
+
+    @property
+    def members(self) -> tuple[Session, ...]:
+        """The sessions in the room in this process, in the order they joined."""
+        return tuple(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, session: object) -> bool:
+        return session in self._members
+
+    @overload
+    def join(self, session: Session, *, name: str | None = None) -> None: ...
+    @overload
+    def join(
+        self,
+        session: Session,
+        *,
+        name: str | None = None,
+        since: str,
+        notice: Callable[[Recovery], Message] | None = None,
+    ) -> Awaitable[Recovery]: ...
+    def join(
+        self,
+        session: Session,
+        *,
+        name: str | None = None,
+        since: str | None = None,
+        notice: Callable[[Recovery], Message] | None = None,
+    ) -> Awaitable[Recovery] | None:
+        """Add ``session`` (no-op if present), shown as ``name`` in :meth:`presence`.
+
+        ConnectionClosed if the session has ended. With ``since`` (the id of the
+        last message the member saw) it returns an awaitable: await it to queue
+        every message after that id, then ``notice(recovery)`` if given, then the
+        live messages that arrived meanwhile, and get the :class:`Recovery`. The
+        member is in the room from the call on; live messages wait for the recovery.
+        """
+        if session.closed is not None:
+            raise ConnectionClosed(session.closed.code, session.closed.reason)
+        if session not in self._members:
+            mailbox = mailbox_of(session)
+            first = not self._members
+            self._members[session] = mailbox
+            mailbox.rooms[self] = functools.partial(self.leave, session)
+            self._host.rooms.setdefault(self.name, self)
+            key = f"{self._host.origin}:{next(self._host.keys)}"
+            self._names[session] = key, name or key
+            bus = self._host.bus
+            if bus is not None:
+                if first:
+                    bus.subscribe(self.name)
+                bus.present(self.name, key, name or key)
+        if since is None:
+            return None
+        self._held[session] = []
+        return self._recover(session, since, notice)
+
+    def leave(self, session: Session) -> None:
+        """Remove ``session``; no-op if it is not a member."""
+        mailbox = self._members.pop(session, None)
+        if mailbox is None:
+            return
+        mailbox.rooms.pop(self, None)
+        self._held.pop(session, None)
+        key, _ = self._names.pop(session)
+        bus = self._host.bus
+        if bus is not None:
+            bus.present(self.name, key, None)
+            if not self._members:
+                bus.unsubscribe(self.name)
+
+    async def presence(self) -> list[str]:
+        """The names of the room's members in every process the bus reaches, in join order
+        (with no bus, or while it is down: this process's members)."""
+        bus = self._host.bus
+        if bus is not None and bus.connected:
+            try:
+                return await bus.presence(self.name)
+            except OSError:
+                pass  # the broker went away: say what this process knows
+        return [name for _, name in self._names.values()]
+
+    def new_id(self) -> str:
+        """A fresh message id, unique across processes: give it to :meth:`broadcast` when
+        the message itself must carry its id (as the chat's ``message`` frames do)."""
+        return self._host.ids()
+
+    def broadcast(
+        self,
+        message: Message,
+        *,
+        exclude: Session | Iterable[Session] | None = None,
+        id: str | None = None,
+    ) -> int:
+        """Queue ``message`` for every member but ``exclude``; never waits.
+
+        Returns how many members in this process it was queued for now (0 in a
+        room with history while a bus carries it: those deliveries come back from
+        the broker). Members whose outbox is full and whose backlog is spent get the
+        room's slow-consumer policy. In a room with history the message is kept
+        under ``id`` (a fresh :meth:`new_id` if None).
+        """
+        prepared = Prepared(check_message(message))
+        skip = exclusion(exclude)
+        self._counts.broadcasts += 1
+        self._host.counts.broadcasts += 1
+        bus = self._host.bus
+        settings = self._settings
+        if settings.history:
+            id = id if id is not None else self.new_id()
+        if bus is not None:
+            bus.publish(
+                Envelope(
+                    self.name, id, self._host.origin, prepared.message,
+                    settings.history, settings.history_ttl,
+                )
+            )  # fmt: skip
+            if settings.history and id is not None:
+                if bus.connected:
+                    self._echo[id] = prepared, skip  # delivered when the broker echoes it
+                    while len(self._echo) > _ECHO_LIMIT:
+                        self._echo.popitem(last=False)
+                    return 0
+                self._early.add(id)
+        elif self._ring is not None and id is not None:
+            self._ring.append(id, prepared.message)
+        return self._deliver(prepared, skip, id)
+
+    def configure(self, settings: Settings) -> None:
+        """New settings from the hub; ValueError for a new history size while it has members."""
+        if settings.history != self._settings.history and self._members:
+            raise ValueError(f"room {self.name!r} has members: its history size cannot change")
+        self._settings = settings
+
+    def deliver_here(self, message: Prepared, skip: Collection[Session]) -> int:
+        """Queue ``message`` for this process's members not in ``skip``, bypassing bus and
+        history (``Hub.broadcast``); counts one broadcast of the room."""
+        self._counts.broadcasts += 1
+        return self._deliver(message, skip, None)
+
+    def _deliver(self, message: Prepared, skip: Collection[Session], id: str | None) -> int:
+        """Queue ``message`` for every member not in ``skip`` (held for recovering ones)."""
+        members = self._members
+        if self._held:
+            members = {}
+            for session, mailbox in self._members.items():
+                held = self._held.get(session)
+                if held is None:
+                    members[session] = mailbox
+                elif session not in skip:
+                    held.append((id, message))
+        counts = (self._counts, self._host.counts)
+        return deliver_to(members, message, skip, self._settings.policy, counts)
+
+    def receive(self, envelope: Envelope) -> None:
+        """Deliver a message the bus brought (from another process, or this one's own echo)."""
+        skip: Collection[Session] = ()
+        if envelope.origin == self._host.origin:
+            if envelope.id is None or envelope.id in self._early:
+                self._early.discard(envelope.id)
+                return  # delivered when it was sent
+            prepared, skip = self._echo.pop(envelope.id, (Prepared(envelope.message), ()))
+        else:
+            prepared = Prepared(envelope.message)
+            self._host.counts.received += 1
+        self._deliver(prepared, skip, envelope.id)
+
+    def bus_down(self) -> None:
+        """The bus is down: deliver at once what still waits for the broker's echo."""
+        while self._echo:
+            id, (prepared, skip) = self._echo.popitem(last=False)
+            self._early.add(id)
+            self._deliver(prepared, skip, id)
+
+    async def _history(self) -> list[Entry]:
+        bus = self._host.bus
+        if bus is not None:
+            return await bus.history(self.name)
+        return self._ring.entries() if self._ring is not None else []
+
+    async def _recover(
+        self, session: Session, since: str, notice: Callable[[Recovery], Message] | None
+    ) -> Recovery:
+        try:
+            found, missed = entries_after(await self._history(), since)
+        except OSError:
+            found, missed = False, []  # the broker is down: the history cannot be read
+        finally:
+            held = self._held.pop(session, [])
+        mailbox = self._members.get(session)
+        recovery = Recovery(found, len(missed))
+        if mailbox is None:
+            return recovery
+        resent = {entry.id for entry in missed}
+        queue = [Prepared(entry.message) for entry in missed]
+        if notice is not None:
+            queue.append(Prepared(check_message(notice(recovery))))
+        queue.extend(message for id, message in held if id is None or id not in resent)
+        for message in queue:
+            counts = (self._counts, self._host.counts)
+            deliver_to({session: mailbox}, message, (), self._settings.policy, counts)
+        return recovery
+
+    def statistics(self) -> RoomStatistics:
+        """Members now; broadcasts, deliveries, drops and slow closes so far."""
+        counts = self._counts
+        return RoomStatistics(
+            name=self.name,
+            policy=self._settings.policy,
+            members=len(self._members),
+            broadcasts=counts.broadcasts,
+            deliveries=counts.deliveries,
+            drops=counts.drops,
+            slow_closes=counts.slow_closes,
+            history=self._settings.history or None,
+        )
+
+    def __repr__(self) -> str:
+        return f"<wstrio.Room {self.name!r} {len(self._members)} members {self.policy}>"
