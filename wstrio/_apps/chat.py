@@ -6,9 +6,17 @@ Protocol (JSON text frames; ``ts`` is Unix time in seconds):
   ``{"type": "ping", "id": ...}``; room and name come from the URL
   (``?room=lobby&name=ada``), never from a message.
 * to a new member: ``{"type": "members", "room", "name", "members", "ts"}``
-  (``name`` is its own, perhaps assigned; ``members`` in join order);
-* to the others: ``{"type": "join" | "leave", "room", "name", "ts"}``;
-* to everyone, the sender included: ``{"type": "message", "room", "name", "text", "ts"}``;
+  (``name`` is its own, perhaps assigned; ``members`` in join order, across every
+  process the hub's bus reaches);
+* to the others: ``{"type": "join" | "leave", "room", "name", "ts"}`` (live only: not
+  kept in the history);
+* to everyone, the sender included: ``{"type": "message", "room", "name", "text", "id",
+  "ts"}``; ``id`` names the message in the room's history (the last ``history`` ones
+  are kept);
+* after a connect with ``?since=<id>`` (the last id the client saw): first every
+  message after that id, then ``{"type": "recovered", "recovered": bool, "missed": n,
+  "ts"}`` (``recovered`` false: the history no longer reaches back to that id, and
+  ``missed`` is 0), then the ``members`` frame and live traffic;
 * to the sender only: ``{"type": "pong", "id", "ts"}`` and ``{"type": "error", "text"}``
   (invalid JSON, unknown type, text empty or too long). Each error is a
   strike and each valid message forgives one; at ``max_strikes`` the
@@ -25,11 +33,17 @@ from typing import Any
 from .._conn.config import check_number
 from .._conn.errors import CloseConnection
 from .._conn.session import Session
-from .._rooms.hub import Hub, Room
+from .._rooms.history import Recovery
+from .._rooms.hub import Hub
+from .._rooms.room import Room
 
 
 def _frame(kind: str, **fields: Any) -> str:
     return json.dumps({"type": kind, **fields, "ts": round(time.time(), 3)})
+
+
+def _recovered(recovery: Recovery) -> str:
+    return _frame("recovered", recovered=recovery.recovered, missed=recovery.missed)
 
 
 def _refuse_constant(name: str) -> object:
@@ -47,6 +61,8 @@ class Chat:
         max_strikes: int = 5,
         max_name: int = 32,
         max_room: int = 64,
+        history: int = 100,
+        history_ttl: float | None = 3600.0,
     ) -> None:
         for name, value in (
             ("max_text", max_text),
@@ -55,11 +71,15 @@ class Chat:
             ("max_room", max_room),
         ):
             check_number("Chat", name, value)
+        if isinstance(history, bool) or not isinstance(history, int) or history < 0:
+            raise ValueError(f"Chat history must be an int of messages >= 0, not {history!r}")
         self.hub = hub if hub is not None else Hub()
         self.max_text = max_text
         self.max_strikes = max_strikes
         self.max_name = max_name
         self.max_room = max_room
+        self.history = history
+        self.history_ttl = history_ttl
         self._names: dict[Session, str] = {}
         self._taken: dict[str, set[str]] = {}  # names per room, held until the leave notice
         self._guests = itertools.count(1)
@@ -79,29 +99,36 @@ class Chat:
 
     async def __call__(self, session: Session) -> None:
         room_name, wanted = self._entry(session)
-        room = self.hub.room(room_name)
+        room = self.hub.room(room_name, history=self.history, history_ttl=self.history_ttl)
         taken = self._taken.setdefault(room_name, set())
+        if self.hub.bus is not None:
+            taken = taken | set(await room.presence())  # names are unique across processes
         name, n = wanted, 1
         while name in taken:  # names are unique within a room: "ada", "ada-2", ...
             n += 1
             name = f"{wanted}-{n}"
-        room.join(session)
+        since = session.query.get("since", "").strip()
         self._names[session] = name
-        taken.add(name)
+        self._taken.setdefault(room_name, set()).add(name)
         announced = False
         try:
-            members = [self.name_of(member) for member in room.members]
+            if since:
+                await room.join(session, name=name, since=since, notice=_recovered)
+            else:
+                room.join(session, name=name)
+            members = await room.presence()
             session.send_nowait(_frame("members", room=room_name, name=name, members=members))
-            room.broadcast(_frame("join", room=room_name, name=name), exclude=session)
+            room.broadcast(_frame("join", room=room_name, name=name), exclude=session, keep=False)
             announced = True
             await self._converse(session, room)
         finally:
             room.leave(session)
             del self._names[session]
             if announced:
-                room.broadcast(_frame("leave", room=room_name, name=name))
-            taken.discard(name)
-            if not taken:
+                room.broadcast(_frame("leave", room=room_name, name=name), keep=False)
+            names = self._taken.get(room_name, set())
+            names.discard(name)
+            if not names:
                 self._taken.pop(room_name, None)
 
     async def _converse(self, session: Session, room: Room) -> None:
@@ -138,5 +165,7 @@ class Chat:
             return "text must be a non-empty string"
         if len(text) > self.max_text:
             return f"text longer than {self.max_text} characters"
-        room.broadcast(_frame("message", room=room.name, name=self.name_of(session), text=text))
+        id = room.new_id()
+        name = self.name_of(session)
+        room.broadcast(_frame("message", room=room.name, name=name, text=text, id=id), id=id)
         return None

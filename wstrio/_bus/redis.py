@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from .._rooms.bus import Envelope
+from .._rooms.bus import Envelope, Receiver
 from .._rooms.history import Entry, new_origin
 from .wire import (
     PRESENCE,
@@ -52,7 +52,6 @@ from .wire import (
 if TYPE_CHECKING:
     import coredis
 
-    from .._rooms.hub import Hub
 
 Command = Callable[["coredis.Redis[bytes]"], Awaitable[object]]
 
@@ -109,7 +108,7 @@ class RedisBus:
         self.optional = optional
         self.keys = Keys(prefix)
         self.origin = new_origin()
-        self._hub: Hub | None = None
+        self._hub: Receiver | None = None
         self._client: coredis.Redis[bytes] | None = None
         self._queue: deque[Command] = deque()
         self._queued = trio.Event()
@@ -128,7 +127,7 @@ class RedisBus:
         """Whether Redis answers (False: degraded, local delivery only)."""
         return self._connected
 
-    def attach(self, hub: Hub) -> str:
+    def attach(self, hub: Receiver) -> str:
         """Serve ``hub``; ValueError if this bus already serves another."""
         if self._hub is not None and self._hub is not hub:
             raise ValueError("a RedisBus serves one Hub")

@@ -15,15 +15,12 @@ the hub delivers locally at once and the bus catches up when it is back.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import attrs
 
 from .._conn.transport import Message
 from .history import Entry
-
-if TYPE_CHECKING:
-    from .hub import Hub
 
 
 @attrs.frozen
@@ -39,6 +36,16 @@ class Envelope:
     history_ttl: float | None = None  # seconds the history lives after its last message
 
 
+class Receiver(Protocol):
+    """What a bus hands messages to: a :class:`wstrio.Hub`."""
+
+    def receive(self, envelope: Envelope) -> None:
+        """Deliver a message that came through the broker."""
+
+    def bus_down(self) -> None:
+        """The broker is unreachable: deliver at once what waits for it."""
+
+
 class Bus(Protocol):
     """A broker between hubs (:class:`wstrio.RedisBus`); one bus serves one hub."""
 
@@ -46,7 +53,7 @@ class Bus(Protocol):
     def connected(self) -> bool:
         """Whether messages go through the broker now (False: degraded, local only)."""
 
-    def attach(self, hub: Hub) -> str:
+    def attach(self, hub: Receiver) -> str:
         """Serve ``hub`` from now on; returns the origin its messages are sent under."""
 
     def publish(self, envelope: Envelope) -> None:

@@ -92,6 +92,8 @@ class Hub:
             settings = attrs.evolve(settings, history=size, history_ttl=history_ttl)
         room = host.rooms.get(name)
         if room is None or (settings.history != room.history and not len(room)):
+            for idle in [kept for kept in self._kept.values() if kept.idle()]:
+                del self._kept[idle.name]  # its history expired: nothing left to keep
             room = Room(host, name, settings)
             host.rooms[name] = room
         else:

@@ -184,6 +184,7 @@ class Room:
         *,
         exclude: Session | Iterable[Session] | None = None,
         id: str | None = None,
+        keep: bool = True,
     ) -> int:
         """Queue ``message`` for every member but ``exclude``; never waits.
 
@@ -191,7 +192,8 @@ class Room:
         room with history while a bus carries it: those deliveries come back from
         the broker). Members whose outbox is full and whose backlog is spent get the
         room's slow-consumer policy. In a room with history the message is kept
-        under ``id`` (a fresh :meth:`new_id` if None).
+        under ``id`` (a fresh :meth:`new_id` if None) unless ``keep`` is False (a
+        notice that only live members need, delivered as in a room without history).
         """
         prepared = Prepared(check_message(message))
         skip = exclusion(exclude)
@@ -199,25 +201,27 @@ class Room:
         self._host.counts.broadcasts += 1
         bus = self._host.bus
         settings = self._settings
-        if settings.history:
-            id = id if id is not None else self.new_id()
+        kept = bool(settings.history and keep)
+        if kept and id is None:
+            id = self.new_id()
         if bus is not None:
-            bus.publish(
-                Envelope(
-                    self.name, id, self._host.origin, prepared.message,
-                    settings.history, settings.history_ttl,
-                )
-            )  # fmt: skip
-            if settings.history and id is not None:
+            size, ttl = (settings.history, settings.history_ttl) if kept else (0, None)
+            bus.publish(Envelope(self.name, id, self._host.origin, prepared.message, size, ttl))
+            if kept and id is not None:
                 if bus.connected:
                     self._echo[id] = prepared, skip  # delivered when the broker echoes it
                     while len(self._echo) > _ECHO_LIMIT:
                         self._echo.popitem(last=False)
                     return 0
                 self._early.add(id)
-        elif self._ring is not None and id is not None:
+        elif kept and self._ring is not None and id is not None:
             self._ring.append(id, prepared.message)
         return self._deliver(prepared, skip, id)
+
+    def idle(self) -> bool:
+        """No member, nothing awaited from the broker and no history left in memory: a room
+        the hub may forget."""
+        return not (self._members or self._echo or (self._ring is not None and len(self._ring)))
 
     def configure(self, settings: Settings) -> None:
         """New settings from the hub; ValueError for a new history size while it has members."""
