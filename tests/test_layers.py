@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "_bus": 3,  # rooms across processes
     "_run": 4,  # the server as a program's main loop
     "_apps": 4,  # demo apps and the test kit
+    "_workers": 4,  # worker processes on one port
     "testing": 4,
     "_cli": 5,  # wiring
     "__init__": 6,
@@ -49,8 +50,9 @@ THIRD_PARTY: dict[str, frozenset[str]] = {
     "_server": frozenset({"trio", "attrs", "prometheus_client"}),
     "_run": frozenset({"trio"}),
     "_client": frozenset({"trio", "attrs", "h11", "python_socks"}),  # python_socks: an extra
-    "_bus": frozenset({"trio", "attrs", "coredis", "prometheus_client"}),  # coredis: an extra
+    "_bus": frozenset({"trio", "attrs", "coredis", "anyio", "prometheus_client"}),  # extra
     "_apps": frozenset({"trio", "attrs"}),
+    "_workers": frozenset({"trio", "attrs"}),
     "testing": frozenset({"trio", "attrs", "pytest", "h11"}),
     "_cli": frozenset({"trio", "attrs", "prompt_toolkit"}),
     "__init__": frozenset(),

@@ -2,6 +2,7 @@
 
 from ._apps.chat import Chat
 from ._apps.echo import echo, page
+from ._bus.redis import BusStatistics, BusUnavailable, RedisBus
 from ._client.connect import connect
 from ._client.reconnect import RECONNECT_CODES, reconnecting
 from ._conn.closecodes import CLOSE_TABLE, CloseCode, Closed, Ending
@@ -25,14 +26,20 @@ from ._conn.stats import ServerStatistics, SessionStatistics
 from ._http.answers import Accept, Reject, Response
 from ._http.routes import Hook, HttpHandler, HttpRoute, Route, Routes, Static
 from ._http.staticdir import StaticDir
-from ._rooms.hub import Hub, HubStatistics, Room, RoomStatistics, SlowConsumerPolicy
+from ._rooms.history import Recovery
+from ._rooms.hub import Hub
+from ._rooms.policy import HubStatistics, RoomStatistics, SlowConsumerPolicy
+from ._rooms.room import Room
 from ._run import run, serve_until_signalled
 from ._server import Server, serve
+from ._workers.entry import serve_workers
 
 __all__ = [
     "CLOSE_TABLE",
     "RECONNECT_CODES",
     "Accept",
+    "BusStatistics",
+    "BusUnavailable",
     "Chat",
     "CloseCode",
     "CloseConnection",
@@ -54,6 +61,8 @@ __all__ = [
     "InvalidJSON",
     "OutboxFull",
     "QueryParams",
+    "Recovery",
+    "RedisBus",
     "Reject",
     "Request",
     "Response",
@@ -77,5 +86,6 @@ __all__ = [
     "run",
     "serve",
     "serve_until_signalled",
+    "serve_workers",
 ]
 __version__ = "0.1.0"

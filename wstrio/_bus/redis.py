@@ -195,7 +195,14 @@ class RedisBus:
         found = await self._read(
             lambda client: client.eval(PRESENCE, [zset, names], [int(time.time() * 1000)])
         )
-        joined = [_text(value).split(" ", 1) for value in found if value]
+        mine = self.origin + ":"
+        entries = {  # other processes' members, then this one's, whether Redis has them yet
+            _text(key): _text(value)
+            for key, value in zip(found[::2], found[1::2], strict=True)
+            if not _text(key).startswith(mine)
+        }
+        entries.update({key: value for (name, key), value in self._present.items() if name == room})
+        joined = [value.split(" ", 1) for value in entries.values()]
         return [name for _, name in sorted(joined, key=lambda pair: int(pair[0]))]
 
     async def history(self, room: str) -> list[Entry]:
@@ -227,7 +234,8 @@ class RedisBus:
         client: coredis.Redis[bytes] = coredis.Redis.from_url(
             self.url, connect_timeout=self.connect_timeout, stream_timeout=self.connect_timeout
         )
-        async with client:
+        failure: BusUnavailable | None = None
+        async with client:  # raised inside, it would come out in coredis's ExceptionGroup
             self._client = client
             try:
                 with trio.fail_after(self.connect_timeout):
@@ -236,16 +244,22 @@ class RedisBus:
             except (Exception, trio.TooSlowError) as exc:
                 if not _is_outage(exc):
                     raise
-                if not self.optional:
-                    raise BusUnavailable(
-                        f"cannot reach Redis at {self.url}: {_reason(exc)}"
-                    ) from None
                 self._went_down(exc)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._publisher, client)
-                nursery.start_soon(self._watcher, client)
-                nursery.start_soon(self._subscriber, client)
-                task_status.started()
+                if not self.optional:
+                    failure = BusUnavailable(f"cannot reach Redis at {self.url}: {_reason(exc)}")
+            if failure is None:
+                await self._carry(client, task_status)
+        if failure is not None:
+            raise failure
+
+    async def _carry(
+        self, client: coredis.Redis[bytes], task_status: trio.TaskStatus[None]
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._publisher, client)
+            nursery.start_soon(self._watcher, client)
+            nursery.start_soon(self._subscriber, client)
+            task_status.started()
 
     async def _publisher(self, client: coredis.Redis[bytes]) -> None:
         backoff = 0.05
@@ -293,6 +307,27 @@ class RedisBus:
             await _present(client, zset, names, key, value, expiry)
 
     async def _subscriber(self, client: coredis.Redis[bytes]) -> None:
+        """Follow the wanted rooms; after a lost connection, subscribe again from scratch."""
+        backoff = 0.05
+        while True:
+            try:
+                await self._follow(client)
+            except BaseException as exc:  # an ExceptionGroup from coredis's task group, often
+                if isinstance(exc, BaseExceptionGroup):
+                    cancelled, rest = exc.split(trio.Cancelled)
+                    if cancelled is not None and (rest is None or _is_outage(rest)):
+                        raise _first_leaf(cancelled) from None  # coredis's teardown failed too
+                if not _is_outage(exc):
+                    raise
+                self._went_down(_first_leaf(exc))
+            for event in list(self._rooms.values()):
+                if event.is_set():  # confirmed on the lost connection: wait for a new one
+                    self._rooms = {room: trio.Event() for room in self._rooms}
+                    break
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    async def _follow(self, client: coredis.Redis[bytes]) -> None:
         async with client.pubsub() as pubsub, trio.open_nursery() as nursery:
             nursery.start_soon(self._reader, client, pubsub)
             following: set[str] = set()
@@ -338,7 +373,7 @@ class RedisBus:
         for entry in found:
             fields = _fields(entry.field_values)
             kept = entry_of(fields)
-            envelope = Envelope(room, kept.id, _text(fields[b"o"]), kept.message)
+            envelope = Envelope(room, kept.id, _text(fields[b"o"]), kept.message, history=1)
             self._deliver(_text(entry.identifier), envelope)
 
     def _deliver(self, sid: str | None, envelope: Envelope) -> None:
@@ -403,12 +438,28 @@ def _text(value: object) -> str:
 
 
 def _is_outage(exc: BaseException) -> bool:
-    """Whether ``exc`` means Redis is unreachable (not a bug or a refused command)."""
+    """Whether ``exc`` (or every exception in a group) means Redis is unreachable, not a bug
+    or a refused command."""
+    import anyio
     import coredis.exceptions
 
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_outage(inner) for inner in exc.exceptions)
     return isinstance(
-        exc, coredis.exceptions.ConnectionError | OSError | TimeoutError | trio.TooSlowError
+        exc,
+        coredis.exceptions.ConnectionError
+        | OSError
+        | TimeoutError
+        | trio.TooSlowError
+        | anyio.ClosedResourceError  # a command on a connection Redis dropped
+        | anyio.BrokenResourceError,
     )
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _reason(exc: BaseException) -> str:

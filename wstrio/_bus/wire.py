@@ -27,7 +27,7 @@ redis.call('PUBLISH', KEYS[2], 'h\\n' .. sid .. '\\n' .. ARGV[3] .. '\\n' .. ARG
 return sid
 """
 
-#: Drop expired members, then the names of the rest ("<joined ms> <name>" each).
+#: Drop expired members, then the rest as key, "<joined ms> <name>", key, ... .
 #: KEYS: the expiry sorted set, the names hash. ARGV: now in ms.
 PRESENCE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -36,7 +36,12 @@ for _, key in ipairs(redis.call('HKEYS', KEYS[2])) do
   if not redis.call('ZSCORE', KEYS[1], key) then redis.call('HDEL', KEYS[2], key) end
 end
 if #keys == 0 then return {} end
-return redis.call('HMGET', KEYS[2], unpack(keys))
+local values = redis.call('HMGET', KEYS[2], unpack(keys))
+local pairs = {}
+for i, key in ipairs(keys) do
+  if values[i] then table.insert(pairs, key); table.insert(pairs, values[i]) end
+end
+return pairs
 """
 
 
@@ -84,7 +89,9 @@ def parse_payload(room: str, data: bytes) -> tuple[str | None, Envelope]:
     kind, sid, origin, id, type_, payload = data.split(b"\n", 5)
     if kind not in (b"h", b"p") or type_ not in (b"t", b"b"):
         raise ValueError("not a wstrio room message")
-    envelope = Envelope(room, id.decode() or None, origin.decode(), join_message(type_, payload))
+    kept = 1 if kind == b"h" else 0  # the size is the sender's business: 1 says "kept"
+    message = join_message(type_, payload)
+    envelope = Envelope(room, id.decode() or None, origin.decode(), message, history=kept)
     return (sid.decode() if kind == b"h" else None), envelope
 
 

@@ -32,7 +32,7 @@ class Envelope:
     id: str | None
     origin: str
     message: Message
-    history: int = 0  # messages the room's history keeps (0: none)
+    history: int = 0  # messages the room's history keeps (0: not kept; received: 1 if kept)
     history_ttl: float | None = None  # seconds the history lives after its last message
 
 

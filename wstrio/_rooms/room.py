@@ -253,7 +253,7 @@ class Room:
         """Deliver a message the bus brought (from another process, or this one's own echo)."""
         skip: Collection[Session] = ()
         if envelope.origin == self._host.origin:
-            if envelope.id is None or envelope.id in self._early:
+            if not envelope.history or envelope.id in self._early:
                 self._early.discard(envelope.id)
                 return  # delivered when it was sent
             prepared, skip = self._echo.pop(envelope.id, (Prepared(envelope.message), ()))

@@ -1,0 +1,57 @@
+"""A real ``redis-server`` of the test's own: a unix socket in a temporary directory,
+no persistence, started and stopped (or killed) by the test, never the system service."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+class RedisProcess:
+    """``url`` stays the same across ``stop()``/``start()``, as a restarted server's would."""
+
+    def __init__(self, directory: Path) -> None:
+        executable = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(executable).exists():
+            raise RuntimeError("redis-server is not installed: sh scripts/bootstrap.sh test")
+        self.executable = executable
+        self.directory = directory
+        self.socket = directory / "redis.sock"
+        self.url = f"unix://{self.socket}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and return once it accepts connections (10 s at most)."""
+        self.process = subprocess.Popen(
+            [self.executable, "--port", "0", "--unixsocket", str(self.socket),
+             "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.socket(socket.AF_UNIX) as probe:
+                    probe.connect(str(self.socket))
+                    probe.sendall(b"PING\r\n")
+                    if probe.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.01)  # a start-up poll of another process, not a wait for a result
+        raise RuntimeError(f"redis-server did not start (status {self.process.poll()})")
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server (SIGKILL if ``kill``) and wait for it to exit."""
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        self.process.wait(timeout=10)
+        self.process = None
+        self.socket.unlink(missing_ok=True)
