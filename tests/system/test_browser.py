@@ -413,3 +413,33 @@ def test_the_dashboard_plots_move_when_a_bench_runs(
         " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"
     )
     assert drawn > 100  # the messages chart has lines on it
+
+
+def test_away_and_back_shows_exactly_the_messages_sent_meanwhile(
+    server: Server, new_page: Callable[[], Page]
+) -> None:
+    """A tab that leaves the page and comes back rejoins by itself, shows what it had, and
+    gets exactly the messages sent while it was away (``?since=``), each once."""
+    room = unique_room()
+    alice, bob = new_page(), new_page()
+    join(alice, server.url, room, "alice")
+    join(bob, server.url, room, "bob")
+    say(bob, "before")
+    shown = alice.locator("#chat-messages li.msg")
+    expect(shown).to_have_text([re.compile(r"bob: before$")])
+    alice.goto("about:blank")  # away: the socket closes with the page
+    expect(bob.locator("#chat-members li")).to_have_text(["bob"])
+    say(bob, "while away 1")
+    say(bob, "while away 2")
+    expect(bob.locator("#chat-messages li.msg")).to_have_count(3)
+    alice.goto(server.url + "/")  # back, in the same tab: its sessionStorage holds the rest
+    expect(alice.locator("#chat-state")).to_have_text("open")
+    expect(shown).to_have_text(
+        [re.compile(r"bob: before$"), re.compile(r"bob: while away 1$"),
+         re.compile(r"bob: while away 2$")]
+    )  # fmt: skip
+    notices = alice.locator("#chat-messages .notice")
+    expect(notices.filter(has_text="2 messages sent while you were away")).to_have_count(1)
+    say(bob, "live")
+    expect(shown.last).to_have_text(re.compile(r"bob: live$"))
+    expect(shown).to_have_count(4)
