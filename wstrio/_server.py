@@ -4,15 +4,21 @@ Theory of operation: connections run in a nursery whose cancel scope is
 shielded, so cancelling ``serve`` does not kill them mid-frame. Instead the
 accept loop stops, every live supervisor is told to go away (1001) and the
 server waits, bounded by ``shutdown_timeout + close_timeout``, before it
-cancels whatever is left. Nothing a peer or a handler does escapes a
-connection's task: the server keeps serving everyone else.
+cancels whatever is left. ``Server.stop`` does the same without a
+cancellation, and can say 1012 (service restart) instead: the accept loops
+end first, so a worker that retires during a rolling restart takes no new
+connection from the socket it shares with its successor. Nothing a peer or a
+handler does escapes a connection's task: the server keeps serving everyone
+else.
 """
 
 from __future__ import annotations
 
 import errno
 import itertools
+import socket
 import ssl
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
@@ -78,6 +84,8 @@ class Server:
         self._table = resolve_routes(routes)  # before anything needs a running Trio
         self._admission = Admission(config, registry)
         self._done = trio.Event()
+        self._stop_requested = trio.Event()
+        self._restart = False
         self._numbers = itertools.count(1)  # each accepted connection's number, for the log
 
     @property
@@ -99,21 +107,65 @@ class Server:
         """Return once no connection (open or handshaking) is left."""
         await self._admission.wait_idle()
 
+    def add_health_check(self, check: Callable[[], str | None]) -> None:
+        """Have ``/healthz`` ask ``check()`` at each request: None while the dependency it
+        watches is fine, else a one-line reason (say ``"redis: connection refused"``).
+
+        While any check gives a reason, ``/healthz`` answers HTTP 200 with ``"status":
+        "degraded"`` and ``"reasons": [...]`` (a degraded server still serves its local
+        traffic); a stopping server answers 503 ``"stopping"`` whatever its checks say. A
+        check runs in the server's Trio thread, so it must return at once (report a state
+        kept up to date elsewhere, never do I/O); one that raises counts as a reason and its
+        traceback is logged.
+        """
+        self._admission.health.checks.append(check)
+
+    def stop(self, *, restart: bool = False) -> None:
+        """Stop serving and make :meth:`run` return: stop accepting, close every session
+        with 1001 (going away) or, with ``restart``, 1012 (service restart: clients should
+        reconnect, to the server that replaces this one), give handlers ``shutdown_timeout``
+        seconds, then cancel what is left.
+
+        Cancelling ``run`` stops the same way, with 1001. Before ``run`` started, it makes
+        ``run`` stop as soon as it has started; after the first call, later ones change
+        nothing. A restart serves the requests of connections accepted just before it (an
+        upgrade then gets its 101, then 1012) instead of refusing them.
+        """
+        if not self._stop_requested.is_set():
+            self._restart = restart
+            self._stop_requested.set()
+
     async def run(
         self,
         *,
         host: str | None = "127.0.0.1",
         port: int = 7777,
         ssl_context: ssl.SSLContext | None = None,
+        sockets: Sequence[socket.socket] | None = None,
+        worker: int | None = None,
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen and serve until cancelled, then shut down gracefully; reports the port.
+        """Listen and serve until cancelled or :meth:`stop`, then shut down gracefully;
+        reports the port.
+
+        ``sockets``: listening TCP sockets, already bound, to serve instead of binding
+        ``host`` and ``port`` (the server closes its handles to them when it stops; other
+        processes sharing them keep theirs). ``worker``: the number ``/healthz`` and
+        ``/metrics`` report (``"worker": N``, a ``worker`` label); ``serve_workers`` sets it.
 
         ValueError for a port outside 0-65535 (0: any free port), which the OS would
-        otherwise take modulo 65536 or replace; OSError if the address cannot be bound.
+        otherwise take modulo 65536 or replace, or for a socket that is not a listening
+        TCP socket; OSError if the address cannot be bound.
         """
-        check_port(port)
-        listeners: list[Any] = list(await trio.open_tcp_listeners(port, host=host))
+        listeners: list[Any]
+        if sockets is None:
+            check_port(port)
+            listeners = list(await trio.open_tcp_listeners(port, host=host))
+        else:
+            listeners = [_listener_of(sock) for sock in sockets]
+            if not listeners:
+                raise ValueError("sockets: give at least one listening socket, or None")
+        self._admission.health.worker = worker
         if ssl_context is not None:
             listeners = [
                 trio.SSLListener(lst, ssl_context, https_compatible=True) for lst in listeners
@@ -126,18 +178,23 @@ class Server:
         *,
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve connections from ``listeners`` until cancelled (``run`` makes TCP ones)."""
+        """Serve connections from ``listeners`` until cancelled or :meth:`stop` (``run`` makes
+        TCP ones)."""
         bound = bound_port(listeners[0])
         try:
             async with trio.open_nursery() as nursery:
                 connections = await nursery.start(self._hold_connections)
-                for listener in listeners:
-                    nursery.start_soon(self._accept, listener, connections)
-                for url in listening_urls(listeners):
-                    logger.info("listening on %s (HTTP on the same port)", url, extra={"url": url})
-                task_status.started(bound)
                 try:
-                    await trio.sleep_forever()
+                    async with trio.open_nursery() as accepting:
+                        for listener in listeners:
+                            accepting.start_soon(self._accept, listener, connections)
+                        for url in listening_urls(listeners):
+                            logger.info(
+                                "listening on %s (HTTP on the same port)", url, extra={"url": url}
+                            )
+                        task_status.started(bound)
+                        await self._stop_requested.wait()
+                        accepting.cancel_scope.cancel()  # no new connection from here on
                 finally:
                     with trio.CancelScope(shield=True):
                         await self._shut_down(connections)
@@ -165,8 +222,9 @@ class Server:
             await self._done.wait()
 
     async def _shut_down(self, connections: trio.Nursery) -> None:
-        """Stop: 1001 to every session, wait for handlers, then cancel the rest."""
-        self._admission.stop()
+        """Stop: 1001 (1012 for a restart) to every session, wait for handlers, then cancel
+        the rest."""
+        self._admission.stop(restart=self._restart)
         with trio.move_on_after(self.config.shutdown_timeout + self.config.close_timeout):
             await self.wait_idle()
         connections.cancel_scope.cancel()
@@ -186,6 +244,15 @@ class Server:
             finally:
                 with trio.CancelScope(shield=True):
                     await trio.aclose_forcefully(stream)
+
+
+def _listener_of(sock: socket.socket) -> trio.SocketListener:
+    """A trio listener on a listening TCP socket bound elsewhere (closed when it is)."""
+    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(
+        socket.SOL_SOCKET, socket.SO_ACCEPTCONN
+    ):
+        raise ValueError(f"not a listening TCP socket: {sock!r}")
+    return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
 
 
 async def serve(

@@ -25,6 +25,7 @@ EXPECTED = {
     Ending.UNSUPPORTED_DATA: (1003, Wire.CLOSE),
     Ending.PROTOCOL_ERROR: (None, Wire.CLOSE),
     Ending.GOING_AWAY: (1001, Wire.CLOSE),
+    Ending.SERVICE_RESTART: (1012, Wire.CLOSE),
     Ending.SLOW_CONSUMER: (1008, Wire.CLOSE),
     Ending.INTERNAL_ERROR: (1011, Wire.CLOSE),
 }

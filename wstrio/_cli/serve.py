@@ -21,8 +21,12 @@ from .._conn.errors import one_of
 from .._rooms.hub import POLICIES, Hub
 from .._run import serve_until_signalled
 from .._server import Server
+from .._workers.entry import run_pool
+from .._workers.pool import WorkersFailed
+from .._workers.worker import Worker, serve_worker
+from . import logs
 from .app import AppError, build_app, find_app
-from .common import DEFAULTS, HelpFormatter, log_level, port_number, seconds_or_off
+from .common import DEFAULTS, HelpFormatter, fail, log_level, port_number, seconds_or_off
 from .logs import FORMATS
 
 _DESCRIPTION = """\
@@ -31,9 +35,13 @@ session with 1001 and exit 0. Without APP: the browser page at /, an echo at
 /ws/echo and a chat at /ws/chat?room=NAME&name=YOU. With APP (module:attribute):
 your routes mapping, or a function returning routes or a wstrio.Server.
 
+With --workers N, N processes serve the port (each /healthz says which one
+answered); one that dies is restarted, and SIGHUP restarts them one by one, the
+old ones closing their sessions with 1012 while the new ones already accept.
+
 examples:
   python -m wstrio serve --port 8000
-  python -m wstrio serve myapp:routes --host 0.0.0.0 --port 8000
+  python -m wstrio serve myapp:routes --host 0.0.0.0 --port 8000 --workers 4
   python -m wstrio serve --certfile cert.pem --keyfile key.pem
 """
 
@@ -84,6 +92,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve_cmd.add_argument(
         "--port", type=port_number, default=7777, help="port to listen on (0: any free port)"
+    )
+    serve_cmd.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=1,
+        metavar="N",
+        help="processes serving the port; with N > 1 this one supervises them: restarts one"
+        " that dies, SIGHUP restarts them one by one (their sessions get 1012)",
     )
     serve_cmd.add_argument("--certfile", help="PEM certificate chain: serve wss:// and https://")
     serve_cmd.add_argument("--keyfile", help="PEM private key (default: in --certfile)")
@@ -156,6 +172,17 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         )
 
 
+def _worker_count(text: str) -> int:
+    """An argparse type: a number of worker processes, 1 or more."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"a number of processes, 1 or more, not {text!r}")
+    return count
+
+
 def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     if not args.certfile:
         return None
@@ -168,32 +195,42 @@ def _chat(args: argparse.Namespace) -> Chat:
     return Chat(Hub(policy=args.slow_consumer), max_text=args.chat_max_text)
 
 
+def _announce(args: argparse.Namespace, port: int, tls: bool, dashboard: bool) -> None:
+    """Print where the server listens (what users and tests read first)."""
+    scheme, web = ("wss", "https") if tls else ("ws", "http")
+    base = f"{args.host}:{port}" if ":" not in args.host else f"[{args.host}]:{port}"
+    if args.app is None:
+        print(f"wstrio listening on {scheme}://{base}/ws/echo", flush=True)
+        print(f"open {web}://{base}/ for the echo and chat page", flush=True)
+    else:
+        print(f"wstrio serving {args.app} on {web}://{base}/", flush=True)
+    if dashboard:
+        print(f"live figures at {web}://{base}/dashboard", flush=True)
+
+
+def _server(args: argparse.Namespace, config: Config, found: object) -> Server:
+    app = found if args.app is None else build_app(found, args.app, config)
+    return app if isinstance(app, Server) else Server(app, config=config)  # type: ignore[arg-type]
+
+
 async def _serve(
     args: argparse.Namespace, config: Config, tls: ssl.SSLContext | None, found: object
 ) -> None:
-    app = found if args.app is None else build_app(found, args.app, config)
-    server = app if isinstance(app, Server) else Server(app, config=config)  # type: ignore[arg-type]
     serve = functools.partial(
-        serve_until_signalled, server, host=args.host, port=args.port, ssl_context=tls
-    )
+        serve_until_signalled, _server(args, config, found), host=args.host, port=args.port,
+        ssl_context=tls,
+    )  # fmt: skip
     try:
         async with trio.open_nursery() as nursery:  # returns after SIGINT or SIGTERM
             port = await nursery.start(serve)
-            scheme, web = ("wss", "https") if tls else ("ws", "http")
-            base = f"{args.host}:{port}" if ":" not in args.host else f"[{args.host}]:{port}"
-            if args.app is None:
-                print(f"wstrio listening on {scheme}://{base}/ws/echo", flush=True)
-                print(f"open {web}://{base}/ for the echo and chat page", flush=True)
-            else:
-                print(f"wstrio serving {args.app} on {web}://{base}/", flush=True)
-            if config.dashboard and not isinstance(found, Server):
-                print(f"live figures at {web}://{base}/dashboard", flush=True)
+            dashboard = config.dashboard and not isinstance(found, Server)
+            _announce(args, port, tls is not None, dashboard)
     except BaseExceptionGroup as group:  # a failure to bind: one OSError, unwrapped
         raise one_of(group) from None
 
 
-def run(args: argparse.Namespace) -> int:
-    """Serve until Ctrl-C or SIGTERM; the exit status."""
+def _prepare(args: argparse.Namespace) -> tuple[Config, ssl.SSLContext | None, object] | int:
+    """The Config, TLS context and application the options name; or a usage error's status."""
     try:
         fields = {n: getattr(args, n) for n in _SECONDS + _SIZES}
         fields["engine"] = args.engine
@@ -208,30 +245,36 @@ def run(args: argparse.Namespace) -> int:
             fields["allowed_origins"] = "*" if "*" in args.allowed_origin else args.allowed_origin
         config = attrs.evolve(DEFAULTS, **fields)
     except ValueError as exc:
-        print(f"wstrio: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), 2)
     try:
         tls = _ssl_context(args)
     except (OSError, ssl.SSLError) as exc:
-        print(f"wstrio: cannot load the certificate: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"cannot load the certificate: {exc}", 2)
     try:
         app = default_routes(_chat(args)) if args.app is None else find_app(args.app, args.app_dir)
     except AppError as exc:
-        print(f"wstrio: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), 2)
+    return config, tls, app
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C or SIGTERM; the exit status."""
+    prepared = _prepare(args)
+    if isinstance(prepared, int):
+        return prepared
+    config, tls, app = prepared
     try:
+        if args.workers > 1:
+            return _run_workers(args, config, tls is not None, app)
         trio.run(_serve, args, config, tls, app)
     except AppError as exc:
-        print(f"wstrio: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), 2)
+    except WorkersFailed as exc:
+        return fail(str(exc), 1)
     except socket.gaierror as exc:
-        print(
-            f"wstrio: cannot listen on {args.host}:{args.port}: {args.host!r} is not an address"
-            f" or host name of this machine ({exc.strerror})",
-            file=sys.stderr,
-        )
-        return 2
+        where = f"{args.host}:{args.port}: {args.host!r}"
+        return fail(f"cannot listen on {where} is not an address or host name of this"
+                    f" machine ({exc.strerror})", 2)  # fmt: skip
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
         hint = ""
@@ -239,6 +282,36 @@ def run(args: argparse.Namespace) -> int:
             hint = " (another server is using it: stop it, or pick another --port)"
         elif exc.errno == errno.EACCES:
             hint = " (ports below 1024 need privileges: pick a --port above 1023)"
-        print(f"wstrio: cannot listen on {args.host}:{args.port}: {reason}{hint}", file=sys.stderr)
-        return 1
+        return fail(f"cannot listen on {args.host}:{args.port}: {reason}{hint}", 1)
     return 0
+
+
+def _run_workers(args: argparse.Namespace, config: Config, tls: bool, found: object) -> int:
+    """Bind the port here, run ``args.workers`` processes on it, supervise them."""
+    dashboard = config.dashboard and not isinstance(found, Server)
+
+    def started(sockets: tuple[socket.socket, ...]) -> None:
+        _announce(args, sockets[0].getsockname()[1], tls, dashboard)
+
+    target = functools.partial(_worker, args)
+    run_pool(target, host=args.host, port=args.port, workers=args.workers, config=config,
+             started=started)  # fmt: skip
+    return 0
+
+
+def _worker(args: argparse.Namespace, worker: Worker) -> None:
+    """A worker process of ``serve --workers N``: the same options, served on the parent's
+    sockets until the parent says stop."""
+    logs.configure(args.log_level, args.log_format)
+    prepared = _prepare(args)
+    if isinstance(prepared, int):
+        sys.exit(prepared)
+    config, tls, found = prepared
+
+    async def main() -> None:
+        await serve_worker(_server(args, config, found), worker, ssl_context=tls)
+
+    try:
+        trio.run(main)
+    except AppError as exc:
+        sys.exit(fail(str(exc), 2))

@@ -85,6 +85,7 @@ class Ending(enum.Enum):
     UNSUPPORTED_DATA = "unsupported data"
     PROTOCOL_ERROR = "protocol error"
     GOING_AWAY = "going away"
+    SERVICE_RESTART = "service restart"
     SLOW_CONSUMER = "slow consumer"
     INTERNAL_ERROR = "internal error"
 
@@ -119,6 +120,7 @@ CLOSE_TABLE: dict[Ending, Rule] = {
     Ending.UNSUPPORTED_DATA: Rule(1003, "unsupported data", Wire.CLOSE, drain=True),
     Ending.PROTOCOL_ERROR: Rule(None, None, Wire.CLOSE, drain=False),  # 1002 or 1007
     Ending.GOING_AWAY: Rule(1001, "going away", Wire.CLOSE, drain=True),
+    Ending.SERVICE_RESTART: Rule(1012, "service restart", Wire.CLOSE, drain=True),
     Ending.SLOW_CONSUMER: Rule(1008, "slow consumer", Wire.CLOSE, drain=False),
     Ending.INTERNAL_ERROR: Rule(1011, "internal error", Wire.CLOSE, drain=False),
 }

@@ -128,9 +128,10 @@ class Supervisor:
         assert self.closed is not None
         return self.closed
 
-    def go_away(self) -> None:
-        """Close with 1001 (server shutting down); the handler gets ``shutdown_timeout``."""
-        self.decide(Ending.GOING_AWAY)
+    def go_away(self, ending: Ending = Ending.GOING_AWAY) -> None:
+        """Close with 1001 (server shutting down) or, for ``Ending.SERVICE_RESTART``, 1012
+        (a rolling restart: reconnect); the handler gets ``shutdown_timeout``."""
+        self.decide(ending)
 
     async def ping(self) -> None:
         """A ping outside the heartbeat (``Session.ping``); raises TransportClosed."""
@@ -161,7 +162,7 @@ class Supervisor:
             self.outbox.clear_backlog()
         if ending not in _HANDLER_DONE:
             grace = self._config.close_timeout
-            if ending is Ending.GOING_AWAY:
+            if ending in (Ending.GOING_AWAY, Ending.SERVICE_RESTART):
                 grace = self._config.shutdown_timeout
             self._give_handler(grace)
         if self._nursery is not None:

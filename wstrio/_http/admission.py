@@ -8,11 +8,18 @@ moment it is handed to the engine (:meth:`upgrading`) until its session is
 supervised (:meth:`supervise`), which counts and logs the session to its end.
 The server reads :meth:`statistics` and calls :meth:`stop`; the front never
 sees the server itself.
+
+A stop for a rolling restart (``stop(restart=True)``) differs in one way: a
+connection that has not finished its first request was accepted a moment
+before the stop and its client is still sending, so its request is served
+(an upgrade becomes a session told to restart at once) instead of refused;
+only connections idle between requests are cut short.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -31,10 +38,14 @@ from .._conn.stats import (
 )
 from .._conn.supervisor import Supervisor
 from .._wire.streams import address_text
+from .endpoints import Health
 from .metrics import ServerCollector, new_registry
 from .upgrade import Refusal
 
 logger = get_logger("wstrio.server")
+
+#: Requests read so far on the connection of the running task (one cell per connection).
+_requests_read: contextvars.ContextVar[list[int]] = contextvars.ContextVar("requests_read")
 
 
 class Admission:
@@ -43,11 +54,14 @@ class Admission:
     def __init__(self, config: Config, registry: CollectorRegistry | None = None) -> None:
         self.config = config
         self.stopping = False
+        self.ending = Ending.GOING_AWAY  # how a stop closes sessions (SERVICE_RESTART: 1012)
+        #: Which worker answers /healthz and /metrics, and the checks that make it degraded.
+        self.health = Health()
         self.http_requests = 0  # plain requests answered
         self.connections = 0  # accepted TCP connections not yet closed
         self.sessions: set[Supervisor] = set()  # sessions being supervised
         self._upgrades: set[object] = set()  # handed to the engine, not yet supervised
-        self._reads: set[trio.CancelScope] = set()  # request heads being read
+        self._reads: dict[trio.CancelScope, bool] = {}  # request heads being read: first?
         self._sessions_total = 0
         self._closes: Counter[int] = Counter()
         self._handler_errors = 0
@@ -71,9 +85,11 @@ class Admission:
         """Count one accepted connection for the block."""
         self.connections += 1
         self._idle = trio.Event() if self._idle.is_set() else self._idle
+        token = _requests_read.set([0])
         try:
             yield
         finally:
+            _requests_read.reset(token)
             self.connections -= 1
             if self.connections == 0:
                 self._idle.set()
@@ -81,16 +97,19 @@ class Admission:
     @contextlib.contextmanager
     def reading(self) -> Iterator[trio.CancelScope]:
         """A scope bounding one request head by ``handshake_timeout``; cancelled by :meth:`stop`."""
+        read = _requests_read.get([0])
         with trio.move_on_after(self.config.handshake_timeout) as scope:
-            self._reads.add(scope)
+            self._reads[scope] = read[0] == 0  # a first request: a restart serves it
             try:
                 yield scope
             finally:
-                self._reads.discard(scope)
+                self._reads.pop(scope, None)
+                read[0] += 1
 
     def refusal(self) -> Refusal | None:
-        """503 while stopping or at ``max_connections``; None if a session may start."""
-        if self.stopping:
+        """503 while stopping (not for a restart) or at ``max_connections``; None if a session
+        may start."""
+        if self.stopping and self.ending is not Ending.SERVICE_RESTART:
             return Refusal(503, "server shutting down", (("Retry-After", "5"),))
         if len(self.sessions) + len(self._upgrades) >= self.config.max_connections:
             return Refusal(503, "too many connections", (("Retry-After", "1"),))
@@ -116,7 +135,7 @@ class Admission:
         self._sessions_total += 1
         try:
             if self.stopping:
-                supervisor.go_away()
+                supervisor.go_away(self.ending)
             closed = await supervisor.run()
         finally:
             self.sessions.discard(supervisor)
@@ -145,13 +164,16 @@ class Admission:
         return closed
 
     # -- the server's side -----------------------------------------------------------
-    def stop(self) -> None:
-        """Refuse new sessions, cut request reads short, tell every session to go away."""
+    def stop(self, *, restart: bool = False) -> None:
+        """Refuse new sessions, cut request reads short, tell every session to go away (1001);
+        with ``restart``, to reconnect (1012), and serve first requests under way."""
         self.stopping = True
-        for scope in list(self._reads):
-            scope.cancel()  # requests not yet complete: 503 if under way, else close
+        self.ending = Ending.SERVICE_RESTART if restart else Ending.GOING_AWAY
+        for scope, first in list(self._reads.items()):
+            if not (restart and first):
+                scope.cancel()  # requests not yet complete: 503 if under way, else close
         for supervisor in list(self.sessions):
-            supervisor.go_away()
+            supervisor.go_away(self.ending)
 
     async def wait_idle(self) -> None:
         """Return once no connection (open or handshaking) is left."""
@@ -178,4 +200,3 @@ class Admission:
             http_requests=self.http_requests,
             uptime=trio.current_time() - self._started,
         )
-

@@ -6,12 +6,14 @@ collectors, or the one the application passes). wstrio registers one
 collector that reads :meth:`Server.statistics` and the admission's histograms
 when scraped, so nothing is counted twice and nothing costs anything between
 scrapes; an application registers its own metrics in the same registry and
-``/metrics`` shows them all.
+``/metrics`` shows them all. Under ``serve_workers`` every sample gets a
+``worker`` label at rendering (a scrape reaches one worker, whichever accepts
+it); a single process renders its samples unlabelled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, exposition, generate_latest
 from prometheus_client.core import (
@@ -24,6 +26,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from .._conn.stats import Buckets, ServerStatistics
 
@@ -109,6 +112,27 @@ def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(bound)
 
 
-def render(registry: CollectorRegistry) -> bytes:
-    """The registry in Prometheus text format 0.0.4."""
-    return generate_latest(registry)
+def render(registry: CollectorRegistry, worker: int | None = None) -> bytes:
+    """The registry in Prometheus text format 0.0.4; with ``worker``, every sample is labelled
+    ``worker="N"`` (unless it has a ``worker`` label of its own)."""
+    if worker is None:
+        return generate_latest(registry)
+    return generate_latest(_Labelled(registry, str(worker)))
+
+
+class _Labelled(Collector):
+    """What ``generate_latest`` reads: the registry's metrics, each sample labelled."""
+
+    def __init__(self, registry: CollectorRegistry, worker: str) -> None:
+        self._registry = registry
+        self._worker = worker
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._registry.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            labelled.samples = [
+                sample if "worker" in sample.labels
+                else Sample(sample.name, {**sample.labels, "worker": self._worker}, *sample[2:])
+                for sample in family.samples
+            ]  # fmt: skip
+            yield labelled

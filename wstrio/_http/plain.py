@@ -49,7 +49,12 @@ async def respond(
         if not reading:
             return reply(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
         return builtin_answer(
-            reply, path, admission.statistics, admission.registry, stopping=stopping
+            reply,
+            path,
+            admission.statistics,
+            admission.registry,
+            admission.health,
+            stopping=stopping,
         )
     if match is None:
         other = table.other_slash(path)
