@@ -208,7 +208,13 @@ class RedisBus:
     async def history(self, room: str) -> list[Entry]:
         """The room's history stream, oldest first."""
         found = await self._read(lambda client: client.xrange(self.keys.stream(room)))
-        return [entry_of(_fields(entry.field_values)) for entry in found]
+        return [
+            attrs.evolve(
+                entry_of(_fields(entry.field_values)),
+                position=stream_order(_text(entry.identifier)),
+            )
+            for entry in found
+        ]
 
     async def _read(self, command: Command) -> Any:
         client = self._client
@@ -383,6 +389,7 @@ class RedisBus:
             if last is not None and stream_order(sid) <= stream_order(last):
                 return  # delivered already (by a catch-up)
             self._last[room] = sid
+            envelope = attrs.evolve(envelope, position=stream_order(sid))
         if self._hub is not None:
             self._counts["received"] += envelope.origin != self.origin
             self._hub.receive(envelope)

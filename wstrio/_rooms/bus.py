@@ -20,7 +20,7 @@ from typing import Protocol
 import attrs
 
 from .._conn.transport import Message
-from .history import Entry
+from .history import Entry, Position
 
 
 @attrs.frozen
@@ -34,6 +34,7 @@ class Envelope:
     message: Message
     history: int = 0  # messages the room's history keeps (0: not kept; received: 1 if kept)
     history_ttl: float | None = None  # seconds the history lives after its last message
+    position: Position | None = None  # received from a kept room: where the broker put it
 
 
 class Receiver(Protocol):

@@ -51,12 +51,18 @@ class Recovery:
     missed: int
 
 
+#: Where a message stands in a broker's order (Redis: the stream entry id as two ints).
+Position = tuple[int, int]
+
+
 @attrs.frozen
 class Entry:
-    """One message a history keeps: its id and the message."""
+    """One message a history keeps: its id, the message, and its position in the broker's
+    order (None in memory, where the order is the list's)."""
 
     id: str
     message: Message
+    position: Position | None = None
 
 
 def entries_after(entries: Sequence[Entry], since: str) -> tuple[bool, list[Entry]]:

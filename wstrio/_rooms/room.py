@@ -20,7 +20,7 @@ from .._conn.session import Session, mailbox_of
 from .._conn.transport import Message, Prepared, check_message
 from .bus import Bus, Envelope
 from .delivery import deliver_to
-from .history import Entry, MessageIds, Recovery, Ring, entries_after
+from .history import Entry, MessageIds, Position, Recovery, Ring, entries_after
 from .policy import Counters, RoomStatistics, SlowConsumerPolicy, check_policy
 
 #: Own messages a room keeps while waiting for the broker to echo them.
@@ -69,7 +69,10 @@ class Room:
         self._settings = settings
         self._members: dict[Session, Mailbox] = {}  # insertion order is join order
         self._names: dict[Session, tuple[str, str]] = {}  # presence key, name
-        self._held: dict[Session, list[tuple[str | None, Prepared]]] = {}  # recovering
+        self._held: dict[Session, list[tuple[Position | None, Prepared]]] = {}  # recovering
+        # How far a member's recovery read the broker's order: the history read can overtake
+        # this process's fan-out, so live messages up to there are skipped for the member.
+        self._horizon: dict[Session, Position] = {}
         self._ring = Ring(settings.history, settings.history_ttl) if settings.history else None
         self._echo: OrderedDict[str, tuple[Prepared, Collection[Session]]] = OrderedDict()
         self._early: set[str] = set()  # own messages delivered before the broker echoed them
@@ -155,6 +158,7 @@ class Room:
             return
         mailbox.rooms.pop(self, None)
         self._held.pop(session, None)
+        self._horizon.pop(session, None)
         key, _ = self._names.pop(session)
         bus = self._host.bus
         if bus is not None:
@@ -235,17 +239,28 @@ class Room:
         self._counts.broadcasts += 1
         return self._deliver(message, skip, None)
 
-    def _deliver(self, message: Prepared, skip: Collection[Session], id: str | None) -> int:
+    def _deliver(
+        self,
+        message: Prepared,
+        skip: Collection[Session],
+        id: str | None,
+        position: Position | None = None,
+    ) -> int:
         """Queue ``message`` for every member not in ``skip`` (held for recovering ones)."""
         members = self._members
-        if self._held:
+        if self._held or (self._horizon and position is not None):
             members = {}
             for session, mailbox in self._members.items():
                 held = self._held.get(session)
+                horizon = self._horizon.get(session)
+                if horizon is not None and position is not None:
+                    if position <= horizon:
+                        continue  # its recovery covered this one
+                    del self._horizon[session]  # the fan-out has passed the recovery
                 if held is None:
                     members[session] = mailbox
                 elif session not in skip:
-                    held.append((id, message))
+                    held.append((position, message))
         counts = (self._counts, self._host.counts)
         return deliver_to(members, message, skip, self._settings.policy, counts)
 
@@ -256,11 +271,11 @@ class Room:
             if not envelope.history or envelope.id in self._early:
                 self._early.discard(envelope.id)
                 return  # delivered when it was sent
-            prepared, skip = self._echo.pop(envelope.id, (Prepared(envelope.message), ()))
+            prepared, skip = self._echo.pop(envelope.id or "", (Prepared(envelope.message), ()))
         else:
             prepared = Prepared(envelope.message)
             self._host.counts.received += 1
-        self._deliver(prepared, skip, envelope.id)
+        self._deliver(prepared, skip, envelope.id, envelope.position)
 
     def bus_down(self) -> None:
         """The bus is down: deliver at once what still waits for the broker's echo."""
@@ -271,6 +286,8 @@ class Room:
 
     async def _history(self) -> list[Entry]:
         bus = self._host.bus
+        if not self._settings.history:
+            return []
         if bus is not None:
             return await bus.history(self.name)
         return self._ring.entries() if self._ring is not None else []
@@ -279,20 +296,24 @@ class Room:
         self, session: Session, since: str, notice: Callable[[Recovery], Message] | None
     ) -> Recovery:
         try:
-            found, missed = entries_after(await self._history(), since)
+            history = await self._history()
         except OSError:
-            found, missed = False, []  # the broker is down: the history cannot be read
+            history = []  # the broker is down: the history cannot be read
         finally:
             held = self._held.pop(session, [])
+        found, missed = entries_after(history, since)
         mailbox = self._members.get(session)
         recovery = Recovery(found, len(missed))
         if mailbox is None:
             return recovery
-        resent = {entry.id for entry in missed}
+        horizon = history[-1].position if history else None
+        if horizon is not None:  # what the read covered: skip it live, once held or later
+            held = [(at, message) for at, message in held if at is None or at > horizon]
+            self._horizon[session] = horizon
         queue = [Prepared(entry.message) for entry in missed]
         if notice is not None:
             queue.append(Prepared(check_message(notice(recovery))))
-        queue.extend(message for id, message in held if id is None or id not in resent)
+        queue.extend(message for _, message in held)
         for message in queue:
             counts = (self._counts, self._host.counts)
             deliver_to({session: mailbox}, message, (), self._settings.policy, counts)
