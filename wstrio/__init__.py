@@ -2,7 +2,8 @@
 
 from ._apps.chat import Chat
 from ._apps.echo import echo, page
-from ._bus.redis import BusStatistics, BusUnavailable, RedisBus
+from ._bus.redis import BusUnavailable, RedisBus
+from ._bus.stats import BusStatistics
 from ._client.connect import connect
 from ._client.reconnect import RECONNECT_CODES, reconnecting
 from ._conn.closecodes import CLOSE_TABLE, CloseCode, Closed, Ending

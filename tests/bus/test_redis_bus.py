@@ -12,6 +12,7 @@ import attrs
 import pytest
 import trio
 from helpers import start_stoppable
+from rawhttp import body, get, read_all, status
 from redisproc import RedisProcess
 from websockets.trio.client import ClientConnection, connect
 
@@ -41,10 +42,19 @@ async def node(redis: RedisProcess, *, history: int = 50, **bus: Any) -> AsyncIt
 
         await nursery.start(run_bus)
         server = wstrio.Server(default_routes(wstrio.Chat(hub, history=history)))
+        the_bus.install(server)
         port, server_scope = await start_stoppable(nursery, server)
         yield Node(port, the_bus, hub, scope)
         scope.cancel()
         server_scope.cancel()
+
+
+async def fetch(port: int, path: str) -> tuple[int, bytes]:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(get(path))
+        response = await read_all(stream)
+    return status(response), body(response)
 
 
 async def recv(ws: ClientConnection) -> dict[str, Any]:
@@ -147,7 +157,10 @@ async def test_redis_restart_keeps_local_delivery_and_resubscribes(
             with trio.fail_after(5):
                 while a.bus.connected:  # noqa: ASYNC110 - polls the bus
                     await trio.sleep(0.01)
-            assert a.bus.health() is not None and "Redis" in a.bus.health()  # type: ignore[operator]
+            code, health = await fetch(a.port, "/healthz")
+            answer = json.loads(health)
+            assert code == 200 and answer["status"] == "degraded"
+            assert any("Redis" in reason for reason in answer["reasons"])
             await say(ada, "while down")
             assert (await next_of(cy, "message"))["text"] == "while down"
             redis.start()
@@ -161,7 +174,11 @@ async def test_redis_restart_keeps_local_delivery_and_resubscribes(
                         break
             bound = trio.current_time() - restarted
             assert a.bus.connected and a.bus.health() is None and bound < 10
-            assert a.bus.statistics().outages >= 1
+            assert json.loads((await fetch(a.port, "/healthz"))[1])["status"] == "ok"
+            metrics = (await fetch(a.port, "/metrics"))[1].decode()
+            assert "wstrio_bus_connected 1.0" in metrics
+            outages = a.bus.statistics().outages
+            assert outages >= 1 and f"wstrio_bus_outages_total {float(outages)}" in metrics
 
 
 async def test_a_long_outage_drops_the_oldest_commands_and_counts_them(

@@ -32,6 +32,8 @@ CONFIG = wstrio.Config(outbox_size=OUTBOX, broadcast_backlog=BACKLOG, ping_inter
 
 def backlog_bytes(queue: list[str]) -> int:
     return sum(len(message) for message in queue[OUTBOX:])
+
+
 ROOMS = ("a", "b")
 
 

@@ -38,6 +38,8 @@ import trio
 
 from .._rooms.bus import Envelope, Receiver
 from .._rooms.history import Entry, new_origin
+from .metrics import Watched, install
+from .stats import BusStatistics
 from .wire import (
     PRESENCE,
     PUBLISH_KEPT,
@@ -58,20 +60,6 @@ Command = Callable[["coredis.Redis[bytes]"], Awaitable[object]]
 
 class BusUnavailable(ConnectionError):
     """Redis cannot be reached (at start, or for a read such as presence or history)."""
-
-
-@attrs.frozen
-class BusStatistics:
-    """What a bus has done: commands queued now, published, received, dropped (the buffer
-    was full), times it lost Redis, and whether it is connected (else why not)."""
-
-    connected: bool
-    buffered: int
-    published: int
-    received: int
-    dropped: int
-    outages: int
-    down_reason: str | None
 
 
 class RedisBus:
@@ -418,6 +406,11 @@ class RedisBus:
     def health(self) -> str | None:
         """None while connected, else why not (a ``/healthz`` check)."""
         return None if self._connected else self._down_reason
+
+    def install(self, server: Watched) -> None:
+        """Show this bus in ``server``'s ``/metrics`` (``wstrio_bus_*``) and have its
+        ``/healthz`` report "degraded", with the reason, while Redis is unreachable."""
+        install(self.statistics, self.health, server)
 
 
 async def _present(
