@@ -43,6 +43,7 @@ class WorkerProcess:
         self.retiring = False  # told to stop for a rolling restart
         self.exited = trio.Event()  # set once reaped (by the pool's watcher of this process)
         self.exitcode: int | None = None
+        self.pid = 0  # once started
         self.started_at = trio.current_time()
         self._ready_read, ready_write = _SPAWN.Pipe(duplex=False)
         level = logging.getLogger("wstrio").getEffectiveLevel()
@@ -52,11 +53,6 @@ class WorkerProcess:
         )
         self._ready_write = ready_write
 
-    @property
-    def pid(self) -> int:
-        """The process id (0 before start)."""
-        return self._process.pid or 0
-
     def __str__(self) -> str:
         return f"worker {self.number} (pid {self.pid})"
 
@@ -64,6 +60,7 @@ class WorkerProcess:
         """Start the process (in a thread: spawning writes the pickled worker to a pipe)."""
         try:
             await trio.to_thread.run_sync(self._process.start)
+            self.pid = self._process.pid or 0
         finally:
             self._ready_write.close()  # the child holds the only write end: EOF if it dies
 
@@ -90,6 +87,6 @@ class WorkerProcess:
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` unless the process has been reaped already."""
-        if self.exitcode is None and self._process.pid is not None:
+        if self.exitcode is None and self.pid:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self._process.pid, signum)
+                os.kill(self.pid, signum)
