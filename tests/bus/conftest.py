@@ -4,13 +4,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redisproc import RedisProcess
+
+from wstrio.testing import RedisServer
 
 
 @pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisProcess]:
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of this test's own, stopped afterwards."""
-    server = RedisProcess(tmp_path)
+    server = RedisServer(tmp_path)
     server.start()
     yield server
     server.stop()

@@ -13,11 +13,11 @@ import pytest
 import trio
 from helpers import start_stoppable
 from rawhttp import body, get, read_all, status
-from redisproc import RedisProcess
 from websockets.trio.client import ClientConnection, connect
 
 import wstrio
 from wstrio._apps.echo import default_routes
+from wstrio.testing import RedisServer
 
 
 @attrs.frozen
@@ -29,7 +29,7 @@ class Node:
 
 
 @asynccontextmanager
-async def node(redis: RedisProcess, *, history: int = 50, **bus: Any) -> AsyncIterator[Node]:
+async def node(redis: RedisServer, *, history: int = 50, **bus: Any) -> AsyncIterator[Node]:
     """A hub with a RedisBus and a chat server on a free port."""
     async with trio.open_nursery() as nursery:
         scope = trio.CancelScope()
@@ -81,7 +81,7 @@ def chat(node: Node, query: str) -> Any:
 
 
 @pytest.mark.parametrize("history", [50, 0])
-async def test_messages_cross_processes_in_order(redis: RedisProcess, history: int) -> None:
+async def test_messages_cross_processes_in_order(redis: RedisServer, history: int) -> None:
     """A member on A gets every message sent on B, in B's order, with B's ids (with and
     without history); the sender gets its own messages too."""
     async with node(redis, history=history) as a, node(redis, history=history) as b:
@@ -99,7 +99,7 @@ async def test_messages_cross_processes_in_order(redis: RedisProcess, history: i
 
 
 async def test_presence_spans_processes_and_a_killed_process_leaves_it(
-    redis: RedisProcess,
+    redis: RedisServer,
 ) -> None:
     """``room.presence()`` lists members of both processes in join order; the members of
     a process that dies without a word drop out within ``presence_ttl``."""
@@ -119,7 +119,7 @@ async def test_presence_spans_processes_and_a_killed_process_leaves_it(
 
 
 async def test_recovery_on_the_other_process_sends_exactly_what_was_missed(
-    redis: RedisProcess,
+    redis: RedisServer,
 ) -> None:
     """A member that saw a message on A and comes back on B with its id gets exactly the
     messages sent meanwhile, in order, then ``recovered``."""
@@ -145,7 +145,7 @@ async def test_recovery_on_the_other_process_sends_exactly_what_was_missed(
 
 
 async def test_redis_restart_keeps_local_delivery_and_resubscribes(
-    redis: RedisProcess,
+    redis: RedisServer,
 ) -> None:
     """With Redis gone, local members still get local messages and health says degraded;
     once it is back, messages cross again within a bound, and no exception escapes."""
@@ -182,7 +182,7 @@ async def test_redis_restart_keeps_local_delivery_and_resubscribes(
 
 
 async def test_a_long_outage_drops_the_oldest_commands_and_counts_them(
-    redis: RedisProcess,
+    redis: RedisServer,
 ) -> None:
     """Past ``buffer`` queued commands the oldest are dropped and counted; nothing raises."""
     async with node(redis, buffer=5, check_interval=0.05) as a:
@@ -201,7 +201,7 @@ async def test_a_long_outage_drops_the_oldest_commands_and_counts_them(
             assert stats.dropped >= 15 and stats.buffered <= 5
 
 
-async def test_unreachable_redis_fails_fast_unless_optional(redis: RedisProcess) -> None:
+async def test_unreachable_redis_fails_fast_unless_optional(redis: RedisServer) -> None:
     """At start, an unreachable Redis is a one-line BusUnavailable; ``optional`` starts
     degraded instead."""
     redis.stop()

@@ -29,9 +29,17 @@ from .._http.routes import Routes
 from .._server import Server
 from .._wire.frames import short_frame
 from ._http import http_exchange
+from ._redis import RedisServer
 from ._streams import ClientEnd, MemoryStream, memory_stream_pair
 
-__all__ = ["Faults", "MemoryServer", "MemoryStream", "memory_stream_pair", "open_memory_server"]
+__all__ = [
+    "Faults",
+    "MemoryServer",
+    "MemoryStream",
+    "RedisServer",
+    "memory_stream_pair",
+    "open_memory_server",
+]
 
 
 class Faults:

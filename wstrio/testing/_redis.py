@@ -1,5 +1,5 @@
-"""A real ``redis-server`` of the test's own: a unix socket in a temporary directory,
-no persistence, started and stopped (or killed) by the test, never the system service."""
+"""``RedisServer``: a real ``redis-server`` of a test's (or a benchmark's) own, on a unix
+socket in a directory it is given, with no persistence; never the system service."""
 
 from __future__ import annotations
 
@@ -11,13 +11,18 @@ import time
 from pathlib import Path
 
 
-class RedisProcess:
-    """``url`` stays the same across ``stop()``/``start()``, as a restarted server's would."""
+class RedisServer:
+    """A ``redis-server`` process for :class:`wstrio.RedisBus` tests: ``start()``, ``stop()``
+    (``kill=True``: SIGKILL), and ``url`` (``unix://<directory>/redis.sock``), which stays
+    the same across a restart as a real server's address would. RuntimeError if
+    ``redis-server`` is not installed or does not start within 10 seconds."""
 
     def __init__(self, directory: Path) -> None:
         executable = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(executable).exists():
-            raise RuntimeError("redis-server is not installed: sh scripts/bootstrap.sh test")
+            raise RuntimeError(
+                "redis-server is not installed (Debian: apt-get install redis-server)"
+            )
         self.executable = executable
         self.directory = directory
         self.socket = directory / "redis.sock"
