@@ -459,6 +459,42 @@ async def test_stop_gracefully_on_sigterm() -> None:
         # leaving the nursery means serve_until_stopped returned
 
 
+@runs("workers-program")
+async def test_workers_program_serves_from_two_workers(tmp_path: Path) -> None:
+    """The workers how-to's program: both workers answer /healthz; SIGTERM, then exit 0."""
+    (tmp_path / "app.py").write_text(sample("workers-program").code)
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "app.py", "0"], cwd=tmp_path, stderr=subprocess.PIPE
+    )
+    log, listening = bytearray(), trio.Event()
+
+    async def drain() -> None:
+        assert proc.stderr is not None
+        while chunk := await proc.stderr.receive_some():
+            log.extend(chunk)
+            if b" with 2 workers" in log:
+                listening.set()
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain)
+            with trio.fail_after(30):
+                await listening.wait()
+                found = re.search(rb"127\.0\.0\.1:(\d+)/ with 2 workers", log)
+                assert found, log
+                seen = set()
+                while len(seen) < 2:  # each request a new connection, to one worker or the other
+                    _, body = await http_get(int(found.group(1)), "/healthz")
+                    assert json.loads(body)["status"] == "ok"
+                    seen.add(json.loads(body)["worker"])
+                proc.send_signal(signal.SIGTERM)
+                assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 @runs("proxy-server")
 async def test_proxy_server_sample(nursery: trio.Nursery) -> None:
     """Behind a proxy: the listed origin and non-browsers get in, other origins get 403."""
