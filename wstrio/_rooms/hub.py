@@ -36,7 +36,17 @@ from .bus import Bus, Envelope
 from .history import MessageIds, new_origin
 from .policy import POLICIES as POLICIES  # re-exported for the CLI
 from .policy import HubStatistics, SlowConsumerPolicy, check_policy
-from .room import Host, Room, Settings, exclusion
+from .room import (
+    Host,
+    Room,
+    Settings,
+    bus_down,
+    configure,
+    deliver_here,
+    exclusion,
+    is_idle,
+    receive,
+)
 
 
 class Hub:
@@ -92,12 +102,12 @@ class Hub:
             settings = attrs.evolve(settings, history=size, history_ttl=history_ttl)
         room = host.rooms.get(name)
         if room is None or (settings.history != room.history and not len(room)):
-            for idle in [kept for kept in self._kept.values() if kept.idle()]:
+            for idle in [kept for kept in self._kept.values() if is_idle(kept)]:
                 del self._kept[idle.name]  # its history expired: nothing left to keep
-            room = Room(host, name, settings)
+            room = Room(host, name, settings, self)
             host.rooms[name] = room
         else:
-            room.configure(settings)
+            configure(room, settings)
         if settings != default:
             host.settings[name] = settings
         if settings.history:
@@ -113,12 +123,12 @@ class Hub:
         """A message the bus brought: deliver it to the room's members in this process."""
         room = self._host.rooms.get(envelope.room)
         if room is not None and len(room):
-            room.receive(envelope)
+            receive(room, envelope)
 
     def bus_down(self) -> None:
         """The bus lost the broker: deliver at once what waited for its echo."""
         for room in list(self._host.rooms.values()):
-            room.bus_down()
+            bus_down(room)
 
     def broadcast(
         self, message: Message, *, exclude: Session | Iterable[Session] | None = None
@@ -129,7 +139,7 @@ class Hub:
         seen = set(exclusion(exclude))
         delivered = 0
         for room in list(self._host.rooms.values()):
-            delivered += room.deliver_here(prepared, seen)
+            delivered += deliver_here(room, prepared, seen)
             seen.update(room.members)
         self._host.counts.broadcasts += 1
         return delivered

@@ -63,8 +63,9 @@ class Host:
 class Room:
     """A named set of sessions that receive the same broadcasts. Get one from a Hub."""
 
-    def __init__(self, host: Host, name: str, settings: Settings) -> None:
+    def __init__(self, host: Host, name: str, settings: Settings, hub: object = None) -> None:
         self._host = host
+        self.hub = hub  # the Hub it belongs to
         self.name = name
         self._settings = settings
         self._members: dict[Session, Mailbox] = {}  # insertion order is join order
@@ -222,23 +223,6 @@ class Room:
             self._ring.append(id, prepared.message)
         return self._deliver(prepared, skip, id)
 
-    def idle(self) -> bool:
-        """No member, nothing awaited from the broker and no history left in memory: a room
-        the hub may forget."""
-        return not (self._members or self._echo or (self._ring is not None and len(self._ring)))
-
-    def configure(self, settings: Settings) -> None:
-        """New settings from the hub; ValueError for a new history size while it has members."""
-        if settings.history != self._settings.history and self._members:
-            raise ValueError(f"room {self.name!r} has members: its history size cannot change")
-        self._settings = settings
-
-    def deliver_here(self, message: Prepared, skip: Collection[Session]) -> int:
-        """Queue ``message`` for this process's members not in ``skip``, bypassing bus and
-        history (``Hub.broadcast``); counts one broadcast of the room."""
-        self._counts.broadcasts += 1
-        return self._deliver(message, skip, None)
-
     def _deliver(
         self,
         message: Prepared,
@@ -263,26 +247,6 @@ class Room:
                     held.append((position, message))
         counts = (self._counts, self._host.counts)
         return deliver_to(members, message, skip, self._settings.policy, counts)
-
-    def receive(self, envelope: Envelope) -> None:
-        """Deliver a message the bus brought (from another process, or this one's own echo)."""
-        skip: Collection[Session] = ()
-        if envelope.origin == self._host.origin:
-            if not envelope.history or envelope.id in self._early:
-                self._early.discard(envelope.id)
-                return  # delivered when it was sent
-            prepared, skip = self._echo.pop(envelope.id or "", (Prepared(envelope.message), ()))
-        else:
-            prepared = Prepared(envelope.message)
-            self._host.counts.received += 1
-        self._deliver(prepared, skip, envelope.id, envelope.position)
-
-    def bus_down(self) -> None:
-        """The bus is down: deliver at once what still waits for the broker's echo."""
-        while self._echo:
-            id, (prepared, skip) = self._echo.popitem(last=False)
-            self._early.add(id)
-            self._deliver(prepared, skip, id)
 
     async def _history(self) -> list[Entry]:
         bus = self._host.bus
@@ -335,3 +299,45 @@ class Room:
 
     def __repr__(self) -> str:
         return f"<wstrio.Room {self.name!r} {len(self._members)} members {self.policy}>"
+
+
+def configure(room: Room, settings: Settings) -> None:
+    """New settings from the hub; ValueError for a new history size while it has members."""
+    if settings.history != room._settings.history and room._members:
+        raise ValueError(f"room {room.name!r} has members: its history size cannot change")
+    room._settings = settings
+
+
+def deliver_here(room: Room, message: Prepared, skip: Collection[Session]) -> int:
+    """Queue ``message`` for this process's members not in ``skip``, bypassing bus and
+    history (``Hub.broadcast``); counts one broadcast of the room."""
+    room._counts.broadcasts += 1
+    return room._deliver(message, skip, None)
+
+
+def receive(room: Room, envelope: Envelope) -> None:
+    """Deliver a message the bus brought (from another process, or this one's own echo)."""
+    skip: Collection[Session] = ()
+    if envelope.origin == room._host.origin:
+        if not envelope.history or envelope.id in room._early:
+            room._early.discard(envelope.id)
+            return  # delivered when it was sent
+        prepared, skip = room._echo.pop(envelope.id or "", (Prepared(envelope.message), ()))
+    else:
+        prepared = Prepared(envelope.message)
+        room._host.counts.received += 1
+    room._deliver(prepared, skip, envelope.id, envelope.position)
+
+
+def bus_down(room: Room) -> None:
+    """The bus is down: deliver at once what still waits for the broker's echo."""
+    while room._echo:
+        id, (prepared, skip) = room._echo.popitem(last=False)
+        room._early.add(id)
+        room._deliver(prepared, skip, id)
+
+
+def is_idle(room: Room) -> bool:
+    """No member, nothing awaited from the broker and no history left in memory: a room
+    the hub may forget."""
+    return not (room._members or room._echo or (room._ring is not None and len(room._ring)))
