@@ -239,7 +239,6 @@ async def test_tutorial_echo_bye(
     assert result.stdout.decode().splitlines() == ["4000 see you"]
 
 
-
 @runs("tutorial-chat-room")
 async def test_tutorial_chat_room() -> None:
     """Step 1: a message from one member reaches every member, the sender included."""
@@ -827,7 +826,6 @@ def test_every_page_is_linked_from_the_index() -> None:
 # -- the proxy configurations, when the proxies are installed -----------------------------
 
 
-
 def config_block(language: str) -> str:
     text = (DOCS / "howto" / "behind-a-proxy.md").read_text()
     (block,) = re.findall(rf"^```{language}\n(.*?)^```", text, re.M | re.S)
@@ -934,3 +932,51 @@ async def test_auth_howto_client_prints_the_refusal(
         "401 Bearer realm=\"chat\" b'who?\\n'",
         "hello ann, welcome to tea",
     ]
+
+
+@runs("scale-out-app")
+async def test_scale_out_app_shares_rooms_between_two_processes(tmp_path: Path) -> None:
+    """The scale-out how-to's app twice on one Redis: a message on one reaches the other."""
+    from wstrio.testing import RedisServer
+
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        main = load("scale-out-app")["main"]
+        async with trio.open_nursery() as nursery:
+            ports = [await nursery.start(functools.partial(main, redis.url, 0)) for _ in range(2)]
+            urls = [f"ws://127.0.0.1:{port}/ws/chat?room=r&name=n{port}" for port in ports]
+            async with wstrio.connect(urls[0]) as ada, wstrio.connect(urls[1]) as bob:
+                for member in (ada, bob):
+                    assert json.loads(await member.receive())["type"] == "members"
+                await ada.send(json.dumps({"type": "message", "text": "across"}))
+                with trio.fail_after(5):
+                    while (frame := json.loads(await bob.receive()))["type"] != "message":
+                        pass
+                assert frame["text"] == "across" and frame["id"]
+                _, body = await http_get(ports[1], "/healthz")
+                assert json.loads(body)["status"] == "ok"
+            nursery.cancel_scope.cancel()
+    finally:
+        redis.stop()
+
+
+@runs("scale-out-recover")
+async def test_scale_out_recover_sample(nursery: trio.Nursery) -> None:
+    """The recovery handler: missed messages come back in order; an unknown id asks for a
+    reload."""
+    namespace = load("scale-out-recover")
+    port = await serve_on_loopback(nursery, {"/ws/news": namespace["handler"]})
+    room = namespace["hub"].room("news", history=100)
+    url = f"ws://127.0.0.1:{port}/ws/news"
+    async with wstrio.connect(url) as first:
+        await settle()  # the server's handler has joined the room
+        assert len(room) == 1
+        ids = [room.new_id() for _ in range(3)]
+        for n, id in enumerate(ids):
+            room.broadcast(f"n{n}", id=id)
+        assert [await first.receive() for _ in range(3)] == ["n0", "n1", "n2"]
+    async with wstrio.connect(f"{url}?since={ids[0]}") as back:
+        assert [await back.receive() for _ in range(2)] == ["n1", "n2"]
+    async with wstrio.connect(f"{url}?since=unknown") as lost:
+        assert json.loads(await lost.receive()) == {"type": "reload"}

@@ -28,6 +28,7 @@ publisher keeps retrying. Nothing raises into handlers.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -107,6 +108,8 @@ class RedisBus:
         self._connected = False
         self._down_reason: str | None = "not started"
         self._counts = {"published": 0, "received": 0, "dropped": 0, "outages": 0}
+        self._stack = contextlib.AsyncExitStack()
+        self._stop: Callable[[], None] = lambda: None
 
     # -- what the hub calls (never waits) ---------------------------------------------
 
@@ -218,6 +221,25 @@ class RedisBus:
             raise BusUnavailable(f"Redis is unreachable: {self._down_reason}") from None
 
     # -- the tasks -----------------------------------------------------------------
+
+    async def __aenter__(self) -> RedisBus:
+        """``async with bus:`` runs :meth:`run` around the block (BusUnavailable here if
+        Redis cannot be reached and the bus is not optional) and stops it after."""
+        stack = contextlib.AsyncExitStack()
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        try:
+            await nursery.start(self.run)
+        except BaseException:
+            await stack.aclose()  # run() ended: the nursery has nothing left to wait for
+            raise
+        self._stack = stack
+        nursery_scope = nursery.cancel_scope
+        self._stop = nursery_scope.cancel
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._stop()
+        await self._stack.aclose()  # the block's own exception, if any, goes on as it was
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect and carry the hub's rooms until cancelled; reports when Redis answered
