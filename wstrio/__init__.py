@@ -2,7 +2,8 @@
 
 from ._apps.chat import Chat
 from ._apps.echo import echo, page
-from ._bus.redis import BusUnavailable, RedisBus
+from ._bus.outage import BusUnavailable
+from ._bus.redis import RedisBus
 from ._bus.stats import BusStatistics
 from ._client.connect import connect
 from ._client.reconnect import RECONNECT_CODES, reconnecting

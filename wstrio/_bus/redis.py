@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -40,16 +40,19 @@ import trio
 from .._rooms.bus import Envelope, Receiver
 from .._rooms.history import Entry, new_origin
 from .metrics import Watched, install
+from .outage import BusUnavailable, is_outage, reason
 from .stats import BusStatistics
+from .subscriber import Subscriptions
 from .wire import (
     PRESENCE,
     PUBLISH_KEPT,
     Keys,
     entry_of,
-    parse_payload,
+    fields_of,
     plain_payload,
     split_message,
     stream_order,
+    text_of,
 )
 
 if TYPE_CHECKING:
@@ -57,10 +60,6 @@ if TYPE_CHECKING:
 
 
 Command = Callable[["coredis.Redis[bytes]"], Awaitable[object]]
-
-
-class BusUnavailable(ConnectionError):
-    """Redis cannot be reached (at start, or for a read such as presence or history)."""
 
 
 class RedisBus:
@@ -101,9 +100,9 @@ class RedisBus:
         self._client: coredis.Redis[bytes] | None = None
         self._queue: deque[Command] = deque()
         self._queued = trio.Event()
-        self._rooms: dict[str, trio.Event] = {}  # subscribed here -> set once Redis confirms
-        self._changed = trio.Event()  # the set of rooms changed
-        self._last: dict[str, str] = {}  # room -> last stream entry delivered
+        self._subscriptions = Subscriptions(
+            self.keys, self._receive, self._went_down, connect_timeout
+        )
         self._present: dict[tuple[str, str], str] = {}  # (room, key) -> "<joined ms> <name>"
         self._connected = False
         self._down_reason: str | None = "not started"
@@ -142,8 +141,7 @@ class RedisBus:
             room = envelope.room
 
             async def send(client: coredis.Redis[bytes]) -> object:
-                if room in self._rooms:  # its echo must find this process subscribed
-                    await self._rooms[room].wait()
+                await self._subscriptions.confirmed(room)  # so its echo finds us subscribed
                 return await client.eval(PUBLISH_KEPT, keys, args)
 
             self._push(send)
@@ -153,13 +151,10 @@ class RedisBus:
         self._counts["published"] += 1
 
     def subscribe(self, room: str) -> None:
-        self._rooms.setdefault(room, trio.Event())
-        self._changed.set()
+        self._subscriptions.add(room)
 
     def unsubscribe(self, room: str) -> None:
-        self._rooms.pop(room, None)
-        self._last.pop(room, None)
-        self._changed.set()
+        self._subscriptions.remove(room)
 
     def present(self, room: str, key: str, name: str | None) -> None:
         zset, names = self.keys.presence(room)
@@ -188,9 +183,9 @@ class RedisBus:
         )
         mine = self.origin + ":"
         entries = {  # other processes' members, then this one's, whether Redis has them yet
-            _text(key): _text(value)
+            text_of(key): text_of(value)
             for key, value in zip(found[::2], found[1::2], strict=True)
-            if not _text(key).startswith(mine)
+            if not text_of(key).startswith(mine)
         }
         entries.update({key: value for (name, key), value in self._present.items() if name == room})
         joined = [value.split(" ", 1) for value in entries.values()]
@@ -201,8 +196,8 @@ class RedisBus:
         found = await self._read(lambda client: client.xrange(self.keys.stream(room)))
         return [
             attrs.evolve(
-                entry_of(_fields(entry.field_values)),
-                position=stream_order(_text(entry.identifier)),
+                entry_of(fields_of(entry.field_values)),
+                position=stream_order(text_of(entry.identifier)),
             )
             for entry in found
         ]
@@ -215,7 +210,7 @@ class RedisBus:
             with trio.fail_after(self.connect_timeout):
                 return await command(client)
         except (Exception, trio.TooSlowError) as exc:
-            if not _is_outage(exc):
+            if not is_outage(exc):
                 raise
             self._went_down(exc)
             raise BusUnavailable(f"Redis is unreachable: {self._down_reason}") from None
@@ -258,11 +253,11 @@ class RedisBus:
                     await client.ping()
                 self._came_up()
             except (Exception, trio.TooSlowError) as exc:
-                if not _is_outage(exc):
+                if not is_outage(exc):
                     raise
                 self._went_down(exc)
                 if not self.optional:
-                    failure = BusUnavailable(f"cannot reach Redis at {self.url}: {_reason(exc)}")
+                    failure = BusUnavailable(f"cannot reach Redis at {self.url}: {reason(exc)}")
             if failure is None:
                 await self._carry(client, task_status)
         if failure is not None:
@@ -274,7 +269,7 @@ class RedisBus:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._publisher, client)
             nursery.start_soon(self._watcher, client)
-            nursery.start_soon(self._subscriber, client)
+            nursery.start_soon(self._subscriptions.run, client)
             task_status.started()
 
     async def _publisher(self, client: coredis.Redis[bytes]) -> None:
@@ -289,7 +284,7 @@ class RedisBus:
                 with trio.fail_after(self.connect_timeout):
                     await command(client)
             except (Exception, trio.TooSlowError) as exc:
-                if not _is_outage(exc):
+                if not is_outage(exc):
                     raise
                 self._went_down(exc)
                 await trio.sleep(backoff)
@@ -311,7 +306,7 @@ class RedisBus:
                         refreshed = time.monotonic()
                 self._came_up()
             except (Exception, trio.TooSlowError) as exc:
-                if not _is_outage(exc):
+                if not is_outage(exc):
                     raise
                 self._went_down(exc)
             await trio.sleep(self.check_interval)
@@ -322,84 +317,7 @@ class RedisBus:
             zset, names = self.keys.presence(room)
             await _present(client, zset, names, key, value, expiry)
 
-    async def _subscriber(self, client: coredis.Redis[bytes]) -> None:
-        """Follow the wanted rooms; after a lost connection, subscribe again from scratch."""
-        backoff = 0.05
-        while True:
-            try:
-                await self._follow(client)
-            except BaseException as exc:  # an ExceptionGroup from coredis's task group, often
-                if isinstance(exc, BaseExceptionGroup):
-                    cancelled, rest = exc.split(trio.Cancelled)
-                    if cancelled is not None and (rest is None or _is_outage(rest)):
-                        raise _first_leaf(cancelled) from None  # coredis's teardown failed too
-                if not _is_outage(exc):
-                    raise
-                self._went_down(_first_leaf(exc))
-            for event in list(self._rooms.values()):
-                if event.is_set():  # confirmed on the lost connection: wait for a new one
-                    self._rooms = {room: trio.Event() for room in self._rooms}
-                    break
-            await trio.sleep(backoff)
-            backoff = min(backoff * 2, 2.0)
-
-    async def _follow(self, client: coredis.Redis[bytes]) -> None:
-        async with client.pubsub() as pubsub, trio.open_nursery() as nursery:
-            nursery.start_soon(self._reader, client, pubsub)
-            following: set[str] = set()
-            while True:
-                wanted = set(self._rooms)
-                if wanted - following:
-                    await pubsub.subscribe(*(self.keys.channel(r) for r in wanted - following))
-                if following - wanted:
-                    await pubsub.unsubscribe(*(self.keys.channel(r) for r in following - wanted))
-                following = wanted
-                self._changed = trio.Event()
-                if set(self._rooms) == following:
-                    await self._changed.wait()
-
-    async def _reader(self, client: coredis.Redis[bytes], pubsub: Any) -> None:
-        while True:
-            message = await pubsub.get_message()
-            if message is None:
-                continue
-            room = self.keys.room_of(message["channel"])
-            if message["type"] == "subscribe" and room in self._rooms:
-                await self._catch_up(client, room)
-                self._rooms[room].set()
-            elif message["type"] == "message" and room in self._rooms:
-                try:
-                    sid, envelope = parse_payload(room, message["data"])
-                except ValueError:
-                    continue  # not ours: someone else publishes on our channel
-                self._deliver(sid, envelope)
-
-    async def _catch_up(self, client: coredis.Redis[bytes], room: str) -> None:
-        """After a (re)subscription: deliver what the stream holds past the last delivered."""
-        last = self._last.get(room)
-        if last is None:
-            return
-        try:
-            with trio.fail_after(self.connect_timeout):
-                found = await client.xrange(self.keys.stream(room), f"({last}", "+")
-        except (Exception, trio.TooSlowError) as exc:
-            if not _is_outage(exc):
-                raise
-            return
-        for entry in found:
-            fields = _fields(entry.field_values)
-            kept = entry_of(fields)
-            envelope = Envelope(room, kept.id, _text(fields[b"o"]), kept.message, history=1)
-            self._deliver(_text(entry.identifier), envelope)
-
-    def _deliver(self, sid: str | None, envelope: Envelope) -> None:
-        room = envelope.room
-        if sid is not None:
-            last = self._last.get(room)
-            if last is not None and stream_order(sid) <= stream_order(last):
-                return  # delivered already (by a catch-up)
-            self._last[room] = sid
-            envelope = attrs.evolve(envelope, position=stream_order(sid))
+    def _receive(self, envelope: Envelope) -> None:
         if self._hub is not None:
             self._counts["received"] += envelope.origin != self.origin
             self._hub.receive(envelope)
@@ -409,7 +327,7 @@ class RedisBus:
             self._connected, self._down_reason = True, None
 
     def _went_down(self, exc: BaseException) -> None:
-        self._down_reason = f"Redis at {self.url}: {_reason(exc)}"
+        self._down_reason = f"Redis at {self.url}: {reason(exc)}"
         if self._connected:
             self._connected = False
             self._counts["outages"] += 1
@@ -445,46 +363,3 @@ async def _present(
 async def _absent(client: coredis.Redis[bytes], zset: str, names: str, key: str) -> None:
     await client.zrem(zset, [key])
     await client.hdel(names, [key])
-
-
-def _fields(values: Mapping[str | bytes, str | bytes]) -> dict[bytes, bytes]:
-    return {_bytes(key): _bytes(value) for key, value in values.items()}
-
-
-def _bytes(value: str | bytes) -> bytes:
-    return value.encode() if isinstance(value, str) else value
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _is_outage(exc: BaseException) -> bool:
-    """Whether ``exc`` (or every exception in a group) means Redis is unreachable, not a bug
-    or a refused command."""
-    import anyio
-    import coredis.exceptions
-
-    if isinstance(exc, BaseExceptionGroup):
-        return all(_is_outage(inner) for inner in exc.exceptions)
-    return isinstance(
-        exc,
-        coredis.exceptions.ConnectionError
-        | OSError
-        | TimeoutError
-        | trio.TooSlowError
-        | anyio.ClosedResourceError  # a command on a connection Redis dropped
-        | anyio.BrokenResourceError,
-    )
-
-
-def _first_leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, trio.TooSlowError | TimeoutError):
-        return "no answer in time"
-    return str(exc) or type(exc).__name__

@@ -9,6 +9,8 @@ the frame type (``t`` text, ``b`` binary), and the payload bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
 from .._conn.transport import Message
@@ -104,3 +106,17 @@ def stream_order(sid: str) -> tuple[int, int]:
     """A stream entry id (``"<ms>-<seq>"``) as a sortable pair."""
     ms, _, seq = sid.partition("-")
     return int(ms), int(seq or 0)
+
+
+def fields_of(values: Mapping[str | bytes, str | bytes]) -> dict[bytes, bytes]:
+    """A stream entry's fields as bytes (coredis gives str or bytes)."""
+    return {_bytes(key): _bytes(value) for key, value in values.items()}
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def text_of(value: object) -> str:
+    """A Redis reply (bytes or str) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
