@@ -174,13 +174,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _worker_count(text: str) -> int:
     """An argparse type: a number of worker processes, 1 or more."""
-    try:
-        count = int(text)
-    except ValueError:
-        count = 0
-    if count < 1:
+    if not text.isdecimal() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"a number of processes, 1 or more, not {text!r}")
-    return count
+    return int(text)
 
 
 def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
