@@ -109,6 +109,9 @@ class Pool:
     @staticmethod
     async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:
         async for signum in signals:  # a stop while the workers start
+            if signum == signal.SIGHUP:
+                logger.info("SIGHUP: ignored, the workers are still starting")
+                continue
             logger.info("%s: stopping", signal.Signals(signum).name)
             scope.cancel()
             return
