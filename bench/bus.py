@@ -149,6 +149,55 @@ def _pct(values: list[float], q: int) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]
 
 
+# -- the re-subscription bound: python -m bench.bus resubscribe ---------------------
+
+
+async def resubscribe(args: argparse.Namespace) -> None:
+    """Restart Redis under two hubs; time from its restart until a message published in
+    one process reaches a member in the other again."""
+    import wstrio
+    from wstrio.testing import RedisServer
+
+    redis = RedisServer(Path(args.directory))
+    redis.start()
+    bounds: list[float] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            ports, rooms = [], []
+            for _ in range(2):
+                bus = wstrio.RedisBus(redis.url, check_interval=0.05)
+                hub = wstrio.Hub(bus=bus)
+                rooms.append(hub.room("r"))
+                await nursery.start(bus.run)
+
+                async def member(session: wstrio.Session, room: Any = rooms[-1]) -> None:
+                    room.join(session)
+                    await session.send("joined")
+                    async for _ in session:
+                        pass
+
+                serve = functools.partial(wstrio.serve, {ROOM: member}, port=0)
+                ports.append(await nursery.start(serve))
+            async with wstrio.connect(f"ws://127.0.0.1:{ports[0]}{ROOM}") as ws:
+                assert await ws.receive() == "joined"
+                for _ in range(args.repeats):
+                    redis.stop()
+                    redis.start()
+                    restarted = time.perf_counter()
+                    while True:
+                        rooms[1].broadcast("ping")
+                        with trio.move_on_after(0.01):
+                            await ws.receive()
+                            break
+                    bounds.append(time.perf_counter() - restarted)
+            nursery.cancel_scope.cancel()
+    finally:
+        redis.stop()
+    ms = sorted(1000 * b for b in bounds)
+    print(f"re-subscription after a Redis restart, {len(ms)} restarts: min {ms[0]:.0f} ms, "
+          f"median {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms")  # fmt: skip
+
+
 # -- the driver ---------------------------------------------------------------------
 
 
@@ -199,6 +248,9 @@ def main() -> int:
     ld.add_argument("--seconds", type=float, default=3)
     ld.add_argument("--pace", type=float, default=0)
     ld.add_argument("--size", type=int, default=64)
+    rs = sub.add_parser("resubscribe")
+    rs.add_argument("--directory", required=True)
+    rs.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--receivers", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--repeats", type=int, default=3)
@@ -208,6 +260,9 @@ def main() -> int:
         return 0
     if args.command == "load":
         trio.run(load, args)
+        return 0
+    if args.command == "resubscribe":
+        trio.run(resubscribe, args)
         return 0
     from wstrio.testing import RedisServer
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import trio
 
+#: Seconds between tries to reach Redis again: the first, and at most (doubling between).
+RETRY_FIRST = 0.05
+RETRY_CAP = 0.25
+
 
 class BusUnavailable(ConnectionError):
     """Redis cannot be reached (at start, or for a read such as presence or history)."""

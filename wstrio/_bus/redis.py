@@ -40,7 +40,7 @@ import trio
 from .._rooms.bus import Envelope, Receiver
 from .._rooms.history import Entry, new_origin
 from .metrics import Watched, install
-from .outage import BusUnavailable, is_outage, reason
+from .outage import RETRY_CAP, RETRY_FIRST, BusUnavailable, is_outage, reason
 from .stats import BusStatistics
 from .subscriber import Subscriptions
 from .wire import (
@@ -273,7 +273,7 @@ class RedisBus:
             task_status.started()
 
     async def _publisher(self, client: coredis.Redis[bytes]) -> None:
-        backoff = 0.05
+        backoff = RETRY_FIRST
         while True:
             if not self._queue:
                 self._queued = trio.Event()
@@ -288,11 +288,11 @@ class RedisBus:
                     raise
                 self._went_down(exc)
                 await trio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                backoff = min(backoff * 2, RETRY_CAP)
                 continue
             if self._queue and self._queue[0] is command:
                 self._queue.popleft()
-            backoff = 0.05
+            backoff = RETRY_FIRST
             self._came_up()
 
     async def _watcher(self, client: coredis.Redis[bytes]) -> None:

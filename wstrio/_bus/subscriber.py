@@ -17,7 +17,7 @@ import attrs
 import trio
 
 from .._rooms.bus import Envelope
-from .outage import first_leaf, is_outage
+from .outage import RETRY_CAP, RETRY_FIRST, first_leaf, is_outage
 from .wire import Keys, entry_of, fields_of, parse_payload, stream_order, text_of
 
 if TYPE_CHECKING:
@@ -59,8 +59,9 @@ class Subscriptions:
 
     async def run(self, client: coredis.Redis[bytes]) -> None:
         """Follow the wanted rooms; after a lost connection, subscribe again from scratch."""
-        backoff = 0.05
+        backoff = RETRY_FIRST
         while True:
+            started = trio.current_time()
             try:
                 await self._follow(client)
             except BaseException as exc:  # an ExceptionGroup from coredis's task group, often
@@ -75,11 +76,15 @@ class Subscriptions:
                 if event.is_set():  # confirmed on the lost connection: wait for a new one
                     self.rooms = {room: trio.Event() for room in self.rooms}
                     break
+            if trio.current_time() - started > RETRY_CAP:
+                backoff = RETRY_FIRST  # it had worked for a while: a new outage
             await trio.sleep(backoff)
-            backoff = min(backoff * 2, 2.0)
+            backoff = min(backoff * 2, RETRY_CAP)
 
     async def _follow(self, client: coredis.Redis[bytes]) -> None:
-        async with client.pubsub() as pubsub, trio.open_nursery() as nursery:
+        # retry_policy=None: a lost connection ends this; run() subscribes again, no later
+        # than RETRY_CAP seconds after Redis is back (coredis's own retries back off to 16 s).
+        async with client.pubsub(retry_policy=None) as pubsub, trio.open_nursery() as nursery:
             nursery.start_soon(self._reader, client, pubsub)
             following: set[str] = set()
             while True:
