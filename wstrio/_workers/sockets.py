@@ -3,16 +3,16 @@
 Theory of operation: on Linux each worker number gets its own listening socket
 on the port, all of them bound with ``SO_REUSEPORT``, so the kernel spreads new
 connections over the numbers by a hash of their addresses. (With one socket
-shared by every worker, whichever process wakes first takes the connection,
-and 50 connections opened at once were measured to split anywhere from 25/25
-to 1/49 between two workers.) The usual objection to ``SO_REUSEPORT``, that
-closing a listener resets the connections waiting in its queue, does not
-apply here: the parent holds every socket until it exits, and a worker
-restarted or replaced under the same number inherits the same socket and its
-queue, so no connection attempt is refused while workers come and go; the
-connections hashed to a number whose worker is restarting wait for the new
-one. Elsewhere (no ``SO_REUSEPORT`` that balances) every number shares one
-socket, which is just as safe, only less even.
+shared by every worker, whichever process wakes first takes the connection: of
+50 connections opened at once, the busier of two workers took from 26 to all 50
+in ten tries, against 26 to 30 with ``SO_REUSEPORT``.) The usual objection to
+``SO_REUSEPORT``, that closing a listener resets the connections waiting in its
+queue, does not apply here: the parent holds every socket until it exits, and a
+worker restarted or replaced under the same number inherits the same socket and
+its queue, so no connection attempt is refused while workers come and go; the
+connections hashed to a number whose worker is restarting wait for the new one.
+Elsewhere (no ``SO_REUSEPORT`` that balances) every number shares one socket,
+which is just as safe, only less even.
 """
 
 from __future__ import annotations
