@@ -23,6 +23,8 @@ DISTRIBUTIONS = {
     "pytest": "pytest",
     "prometheus_client": "prometheus-client",
     "prompt_toolkit": "prompt_toolkit",
+    "coredis": "coredis",
+    "anyio": "anyio",
 }
 STDLIB = set(sys.stdlib_module_names)
 

@@ -29,6 +29,7 @@ publisher keeps retrying. Nothing raises into handlers.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -54,6 +55,8 @@ from .wire import (
     stream_order,
     text_of,
 )
+
+logger = logging.getLogger("wstrio.bus")
 
 if TYPE_CHECKING:
     import coredis
@@ -106,6 +109,7 @@ class RedisBus:
         self._present: dict[tuple[str, str], str] = {}  # (room, key) -> "<joined ms> <name>"
         self._connected = False
         self._down_reason: str | None = "not started"
+        self._warned = False  # the current outage was logged
         self._counts = {"published": 0, "received": 0, "dropped": 0, "outages": 0}
         self._stack = contextlib.AsyncExitStack()
         self._stop: Callable[[], None] = lambda: None
@@ -255,9 +259,10 @@ class RedisBus:
             except (Exception, trio.TooSlowError) as exc:
                 if not is_outage(exc):
                     raise
-                self._went_down(exc)
                 if not self.optional:
                     failure = BusUnavailable(f"cannot reach Redis at {self.url}: {reason(exc)}")
+                else:
+                    self._went_down(exc)
             if failure is None:
                 await self._carry(client, task_status)
         if failure is not None:
@@ -324,10 +329,15 @@ class RedisBus:
 
     def _came_up(self) -> None:
         if not self._connected:
-            self._connected, self._down_reason = True, None
+            if self._down_reason != "not started":
+                logger.info("Redis at %s is back: rooms span processes again", self.url)
+            self._connected, self._down_reason, self._warned = True, None, False
 
     def _went_down(self, exc: BaseException) -> None:
         self._down_reason = f"Redis at {self.url}: {reason(exc)}"
+        if not self._warned:  # once per outage
+            self._warned = True
+            logger.warning("%s; rooms are local until it is back", self._down_reason)
         if self._connected:
             self._connected = False
             self._counts["outages"] += 1

@@ -49,3 +49,5 @@ def configure(level: str, form: str = "text") -> None:
     formatter = JsonFormatter() if form == "json" else logging.Formatter(TEXT_FORMAT)
     handler.setFormatter(formatter)
     logging.basicConfig(level=level.upper(), handlers=[handler])
+    # coredis logs each of its retries at INFO; the bus reports outages itself (wstrio.bus).
+    logging.getLogger("coredis").setLevel(max(logging.WARNING, logging.root.level))

@@ -4,11 +4,15 @@ one port, until Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import functools
+import importlib.util
 import socket
 import ssl
 import sys
+import urllib.parse
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
@@ -16,6 +20,8 @@ import trio
 
 from .._apps.chat import Chat
 from .._apps.echo import default_routes
+from .._bus.outage import BusUnavailable
+from .._bus.redis import RedisBus
 from .._conn.config import ENGINES, Config, default_ping_timeout
 from .._conn.errors import one_of
 from .._rooms.hub import POLICIES, Hub
@@ -101,6 +107,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="processes serving the port; with N > 1 this one supervises them: restarts one"
         " that dies, SIGHUP restarts them one by one (their sessions get 1012)",
     )
+    serve_cmd.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share the chat's rooms, member lists and history with every server using this"
+        " Redis (redis://host:port/db, rediss://..., unix:///path/redis.sock; needs the redis"
+        " extra)",
+    )
+    serve_cmd.add_argument(
+        "--redis-optional",
+        action="store_true",
+        help="start even if Redis is unreachable (rooms stay local until it is back)",
+    )
     serve_cmd.add_argument("--certfile", help="PEM certificate chain: serve wss:// and https://")
     serve_cmd.add_argument("--keyfile", help="PEM private key (default: in --certfile)")
     serve_cmd.add_argument("--log-level", type=log_level, default="INFO", help="logging level")
@@ -137,6 +155,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     serve_cmd.add_argument(
         "--chat-max-text", type=int, default=1000, help="longest chat message, in characters"
+    )
+    serve_cmd.add_argument(
+        "--chat-history",
+        type=int,
+        default=100,
+        metavar="N",
+        help="messages each chat room keeps for members that come back with ?since=<id>",
     )
     serve_cmd.add_argument(
         "--engine",
@@ -187,8 +212,37 @@ def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     return context
 
 
-def _chat(args: argparse.Namespace) -> Chat:
-    return Chat(Hub(policy=args.slow_consumer), max_text=args.chat_max_text)
+def _chat(args: argparse.Namespace, bus: RedisBus | None) -> Chat:
+    hub = Hub(policy=args.slow_consumer, bus=bus)
+    return Chat(hub, max_text=args.chat_max_text, history=args.chat_history)
+
+
+def _bus(args: argparse.Namespace) -> RedisBus | None:
+    """The Redis bus ``--redis`` asks for; ValueError for a usage error."""
+    if args.redis is None:
+        if args.redis_optional:
+            raise ValueError("--redis-optional goes with --redis URL")
+        return None
+    if args.app is not None:
+        raise ValueError("--redis shares the built-in chat's rooms; an APP makes its own"
+                         " wstrio.RedisBus")  # fmt: skip
+    if urllib.parse.urlsplit(args.redis).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"--redis {args.redis}: a Redis URL starts with redis://, rediss://"
+                         " or unix://")  # fmt: skip
+    if importlib.util.find_spec("coredis") is None:
+        raise ValueError("--redis needs the redis extra: pip install 'wstrio[redis]'")
+    return RedisBus(args.redis, optional=args.redis_optional)
+
+
+@contextlib.asynccontextmanager
+async def _carrying(bus: RedisBus | None, server: Server) -> AsyncIterator[None]:
+    """Run ``bus`` (if any) around serving, shown in ``server``'s /healthz and /metrics."""
+    if bus is None:
+        yield
+        return
+    bus.install(server)
+    async with bus:
+        yield
 
 
 def _announce(args: argparse.Namespace, port: int, tls: bool, dashboard: bool) -> None:
@@ -210,14 +264,18 @@ def _server(args: argparse.Namespace, config: Config, found: object) -> Server:
 
 
 async def _serve(
-    args: argparse.Namespace, config: Config, tls: ssl.SSLContext | None, found: object
+    args: argparse.Namespace,
+    config: Config,
+    tls: ssl.SSLContext | None,
+    found: object,
+    bus: RedisBus | None,
 ) -> None:
+    server = _server(args, config, found)
     serve = functools.partial(
-        serve_until_signalled, _server(args, config, found), host=args.host, port=args.port,
-        ssl_context=tls,
-    )  # fmt: skip
+        serve_until_signalled, server, host=args.host, port=args.port, ssl_context=tls
+    )
     try:
-        async with trio.open_nursery() as nursery:  # returns after SIGINT or SIGTERM
+        async with _carrying(bus, server), trio.open_nursery() as nursery:  # until a signal
             port = await nursery.start(serve)
             dashboard = config.dashboard and not isinstance(found, Server)
             _announce(args, port, tls is not None, dashboard)
@@ -225,8 +283,12 @@ async def _serve(
         raise one_of(group) from None
 
 
-def _prepare(args: argparse.Namespace) -> tuple[Config, ssl.SSLContext | None, object] | int:
-    """The Config, TLS context and application the options name; or a usage error's status."""
+Prepared = tuple[Config, "ssl.SSLContext | None", object, "RedisBus | None"]
+
+
+def _prepare(args: argparse.Namespace) -> Prepared | int:
+    """The Config, TLS context, application and bus the options name; or a usage error's
+    status."""
     try:
         fields = {n: getattr(args, n) for n in _SECONDS + _SIZES}
         fields["engine"] = args.engine
@@ -240,6 +302,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Config, ssl.SSLContext | None, o
         if args.allowed_origin:
             fields["allowed_origins"] = "*" if "*" in args.allowed_origin else args.allowed_origin
         config = attrs.evolve(DEFAULTS, **fields)
+        bus = _bus(args)
     except ValueError as exc:
         return fail(str(exc), 2)
     try:
@@ -247,10 +310,15 @@ def _prepare(args: argparse.Namespace) -> tuple[Config, ssl.SSLContext | None, o
     except (OSError, ssl.SSLError) as exc:
         return fail(f"cannot load the certificate: {exc}", 2)
     try:
-        app = default_routes(_chat(args)) if args.app is None else find_app(args.app, args.app_dir)
+        if args.app is None:
+            app: object = default_routes(_chat(args, bus))
+        else:
+            app = find_app(args.app, args.app_dir)
     except AppError as exc:
         return fail(str(exc), 2)
-    return config, tls, app
+    except ValueError as exc:  # Chat's limits
+        return fail(str(exc), 2)
+    return config, tls, app, bus
 
 
 def run(args: argparse.Namespace) -> int:
@@ -258,13 +326,15 @@ def run(args: argparse.Namespace) -> int:
     prepared = _prepare(args)
     if isinstance(prepared, int):
         return prepared
-    config, tls, app = prepared
+    config, tls, app, bus = prepared
     try:
         if args.workers > 1:
             return _run_workers(args, config, tls is not None, app)
-        trio.run(_serve, args, config, tls, app)
+        trio.run(_serve, args, config, tls, app, bus)
     except AppError as exc:
         return fail(str(exc), 2)
+    except BusUnavailable as exc:  # before OSError: it is a ConnectionError
+        return fail(f"{exc} (start it, fix --redis, or add --redis-optional)", 1)
     except WorkersFailed as exc:
         return fail(str(exc), 1)
     except socket.gaierror as exc:
@@ -302,12 +372,16 @@ def _worker(args: argparse.Namespace, worker: Worker) -> None:
     prepared = _prepare(args)
     if isinstance(prepared, int):
         sys.exit(prepared)
-    config, tls, found = prepared
+    config, tls, found, bus = prepared
 
     async def main() -> None:
-        await serve_worker(_server(args, config, found), worker, ssl_context=tls)
+        server = _server(args, config, found)
+        async with _carrying(bus, server):
+            await serve_worker(server, worker, ssl_context=tls)
 
     try:
         trio.run(main)
     except AppError as exc:
         sys.exit(fail(str(exc), 2))
+    except BusUnavailable as exc:
+        sys.exit(fail(f"{exc} (start it, fix --redis, or add --redis-optional)", 1))
