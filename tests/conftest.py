@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+
+from wstrio.testing import RedisServer
 
 ENGINES = ("native", "trio-websocket")
 
@@ -11,3 +16,12 @@ ENGINES = ("native", "trio-websocket")
 def engine(request: pytest.FixtureRequest) -> str:
     """Each test that takes ``engine`` runs once per WebSocket engine."""
     return str(request.param)
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (a unix socket in the test's tmp dir), stopped after."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -21,6 +21,19 @@ CASES = {
     "bad-config": (["serve", "--inbox-size", "0"], 2, "inbox_size"),
     "missing-cert": (["serve", "--certfile", "/nonexistent.pem"], 2, "cannot load the cert"),
     "unknown-command": (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+    "redis-not-a-redis-url": (["serve", "--redis", "http://x"], 2, "starts with redis://"),
+    "redis-optional-alone": (["serve", "--redis-optional"], 2, "goes with --redis URL"),
+    "redis-with-an-app": (
+        ["serve", "json:dumps", "--redis", "redis://127.0.0.1:9"],
+        2,
+        "an APP makes its own",
+    ),
+    "redis-unreachable": (
+        ["serve", "--port", "0", "--redis", "unix:///nonexistent/redis.sock"],
+        1,
+        "cannot reach Redis at unix:///nonexistent/redis.sock",
+    ),
+    "chat-history-negative": (["serve", "--chat-history", "-1"], 2, "history"),
     "client-unknown-option": (
         ["client", "ws://127.0.0.1:9/", "--bogus"],
         2,
