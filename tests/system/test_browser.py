@@ -7,6 +7,7 @@ server is the real CLI in a subprocess; the browser is Debian's ``/usr/bin/chrom
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -18,7 +19,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
+from websockets.sync.client import connect as websocket_connect
+
+from wstrio.testing import RedisServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -61,13 +66,14 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 
 class Server:
-    """One ``python -m wstrio --port 0`` subprocess, its base URL and its stderr log."""
+    """One ``python -m wstrio --port PORT OPTIONS`` subprocess (port 0 unless given), its
+    base URL and its stderr log."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, *options: str, port: int = 0) -> None:
         self.log_path = log_path
         self._log = log_path.open("w")
         self.proc = subprocess.Popen(
-            [*SERVER, "--port", "0"],
+            [*SERVER, "--port", str(port), *options],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -443,3 +449,39 @@ def test_away_and_back_shows_exactly_the_messages_sent_meanwhile(
     say(bob, "live")
     expect(shown.last).to_have_text(re.compile(r"bob: live$"))
     expect(shown).to_have_count(4)
+
+
+def test_the_page_survives_a_server_restart_without_losing_a_message(
+    new_page: Callable[[], Page], tmp_path: Path
+) -> None:
+    """Servers sharing Redis: the page's server stops, a message is sent through another,
+    the server comes back on its port, and the page, reconnecting by itself, shows it."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    port = free_port()
+    servers = [Server(tmp_path / "first.log", "--redis", redis.url, port=port)]
+    try:
+        servers.append(Server(tmp_path / "other.log", "--redis", redis.url))
+        page, room = new_page(), unique_room()
+        join(page, servers[0].url, room, "ivy")
+        say(page, "hello")
+        shown = page.locator("#chat-messages li.msg")
+        expect(shown).to_have_text([re.compile(r"ivy: hello$")])
+        assert servers[0].stop() == 0
+        expect(page.locator("#chat-state")).to_contain_text("reconnecting")
+        url = f"ws://127.0.0.1:{servers[1].port}/ws/chat?room={room}&name=jo"
+        with websocket_connect(url, open_timeout=5) as ws:
+            sent = json.dumps({"type": "message", "text": "while you were away"})
+            ws.send(sent)
+            while json.loads(ws.recv(timeout=5))["type"] != "message":
+                pass  # until it came back through Redis: it is in the room's history
+        servers.append(Server(tmp_path / "again.log", "--redis", redis.url, port=port))
+        expect(shown).to_have_text(
+            [re.compile(r"ivy: hello$"), re.compile(r"jo: while you were away$")],
+            timeout=30_000,  # the page's backoff grew while the server was down
+        )
+        expect(page.locator("#chat-state")).to_have_text("open")
+    finally:
+        for server in servers:
+            server.stop()
+        redis.stop()

@@ -5,9 +5,10 @@ Protocol (JSON text frames; ``ts`` is Unix time in seconds):
 * client to server: ``{"type": "message", "text": ...}`` and
   ``{"type": "ping", "id": ...}``; room and name come from the URL
   (``?room=lobby&name=ada``), never from a message.
-* to a new member: ``{"type": "members", "room", "name", "members", "ts"}``
+* to a new member: ``{"type": "members", "room", "name", "members", "last_id", "ts"}``
   (``name`` is its own, perhaps assigned; ``members`` in join order, across every
-  process the hub's bus reaches);
+  process the hub's bus reaches; ``last_id``: the newest message id in the room's
+  history, or null: where a client that has seen no message starts its ``since``);
 * to the others: ``{"type": "join" | "leave", "room", "name", "ts"}`` (live only: not
   kept in the history);
 * to everyone, the sender included: ``{"type": "message", "room", "name", "text", "id",
@@ -117,7 +118,10 @@ class Chat:
             else:
                 room.join(session, name=name)
             members = await room.presence()
-            session.send_nowait(_frame("members", room=room_name, name=name, members=members))
+            last = await room.last_id() if room.history else None
+            session.send_nowait(
+                _frame("members", room=room_name, name=name, members=members, last_id=last)
+            )
             room.broadcast(_frame("join", room=room_name, name=name), exclude=session, keep=False)
             announced = True
             await self._converse(session, room)

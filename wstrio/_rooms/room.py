@@ -178,6 +178,15 @@ class Room:
                 pass  # the broker went away: say what this process knows
         return [name for _, name in self._names.values()]
 
+    async def last_id(self) -> str | None:
+        """The id of the newest message the history holds (None: none, no history, or the
+        bus is down): a cursor for a member that has seen no message yet."""
+        try:
+            entries = await self._history()
+        except OSError:
+            return None
+        return entries[-1].id if entries else None
+
     def new_id(self) -> str:
         """A fresh message id, unique across processes: give it to :meth:`broadcast` when
         the message itself must carry its id (as the chat's ``message`` frames do)."""
