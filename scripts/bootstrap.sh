@@ -35,6 +35,6 @@ if [ "${1:-}" = "test" ]; then
         --config-settings editable_mode=compat
     echo "wstrio and the test tools are installed in .venv: run .venv/bin/python -m pytest"
 else
-    PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q .
+    PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q '.[redis]'  # serve --redis works too
     echo "wstrio is installed in .venv: run .venv/bin/python -m wstrio (or .venv/bin/wstrio --help)"
 fi
