@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 import trio
+from chatclient import next_of, recv
 from helpers import start_stoppable
 from websockets.trio.client import ClientConnection, connect
 
@@ -21,22 +21,6 @@ async def port(nursery: trio.Nursery) -> AsyncIterator[int]:
     bound, stop = await start_stoppable(nursery, server)
     yield bound
     stop.cancel()
-
-
-async def recv(ws: ClientConnection) -> dict[str, Any]:
-    with trio.fail_after(5):
-        frame = json.loads(await ws.recv())
-    assert isinstance(frame, dict)
-    return frame
-
-
-async def next_of(ws: ClientConnection, kind: str) -> dict[str, Any]:
-    """The next frame of type ``kind``, skipping join and leave notices."""
-    while True:
-        frame = await recv(ws)
-        if frame["type"] == kind:
-            return frame
-        assert frame["type"] in ("join", "leave"), frame
 
 
 async def say(ws: ClientConnection, text: str) -> str:

@@ -11,9 +11,10 @@ from typing import Any
 import attrs
 import pytest
 import trio
+from chatclient import next_of, recv, say
 from helpers import start_stoppable
 from rawhttp import body, get, read_all, status
-from websockets.trio.client import ClientConnection, connect
+from websockets.trio.client import connect
 
 import wstrio
 from wstrio._apps.echo import default_routes
@@ -55,25 +56,6 @@ async def fetch(port: int, path: str) -> tuple[int, bytes]:
         await stream.send_all(get(path))
         response = await read_all(stream)
     return status(response), body(response)
-
-
-async def recv(ws: ClientConnection) -> dict[str, Any]:
-    with trio.fail_after(5):
-        frame = json.loads(await ws.recv())
-    assert isinstance(frame, dict)
-    return frame
-
-
-async def next_of(ws: ClientConnection, kind: str) -> dict[str, Any]:
-    while True:
-        frame = await recv(ws)
-        if frame["type"] == kind:
-            return frame
-        assert frame["type"] in ("join", "leave"), frame
-
-
-async def say(ws: ClientConnection, text: str) -> None:
-    await ws.send(json.dumps({"type": "message", "text": text}))
 
 
 def chat(node: Node, query: str) -> Any:

@@ -3,38 +3,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from typing import Any
 
 import trio
+from chatclient import next_of, recv, say
 from conftest import StartPool
 from websockets.exceptions import ConnectionClosed
 from websockets.trio.client import ClientConnection, connect
 from workerpool import worker_pids
 
 from wstrio.testing import RedisServer
-
-
-async def recv(ws: ClientConnection) -> dict[str, Any]:
-    with trio.fail_after(5):
-        frame = json.loads(await ws.recv())
-    assert isinstance(frame, dict)
-    return frame
-
-
-async def next_of(ws: ClientConnection, kind: str) -> dict[str, Any]:
-    """The next frame of type ``kind``, past join and leave notices."""
-    while True:
-        frame = await recv(ws)
-        if frame["type"] == kind:
-            return frame
-        assert frame["type"] in ("join", "leave"), frame
-
-
-async def say(ws: ClientConnection, text: str) -> None:
-    await ws.send(json.dumps({"type": "message", "text": text}))
 
 
 def chat(port: int, query: str) -> Any:
@@ -49,17 +29,12 @@ async def test_two_servers_share_rooms_presence_and_history(
     missed, then ``recovered``."""
     a = await start_pool("--redis", redis.url)
     b = await start_pool("--redis", redis.url)
-    async with chat(a.port, "name=ada") as ada, chat(b.port, "name=bob") as bob:
-        await next_of(ada, "members")
-        await next_of(bob, "members")
-        await say(ada, "hi")
-        assert (await next_of(bob, "message"))["text"] == "hi"  # ada's presence went first
-        async with chat(b.port, "name=cy") as cy:
-            assert (await next_of(cy, "members"))["members"] == ["ada", "bob", "cy"]
-        await say(bob, "seen")
-        seen = await next_of(ada, "message")
-        assert seen["text"] == "hi"
-        last = (await next_of(ada, "message"))["id"]
+    async with chat(a.port, "name=ada") as ada:
+        await next_of(ada, "members")  # ada is in before bob: the list is in join order
+        async with chat(b.port, "name=bob") as bob:
+            await next_of(bob, "members")
+            await chat_across(ada, bob)
+            last = (await next_of(ada, "message"))["id"]
     async with chat(a.port, "name=bob") as bob:
         await next_of(bob, "members")
         for text in ("one", "two"):
@@ -69,6 +44,20 @@ async def test_two_servers_share_rooms_presence_and_history(
             got = [await recv(ada) for _ in range(3)]
             assert [f.get("text") for f in got[:2]] == ["one", "two"]
             assert (got[2]["type"], got[2]["recovered"], got[2]["missed"]) == ("recovered", True, 2)
+
+
+async def chat_across(ada: ClientConnection, bob: ClientConnection) -> None:
+    """ada (on A) and bob (on B) hear each other; a newcomer on B lists both."""
+    await say(ada, "hi")
+    assert (await next_of(bob, "message"))["text"] == "hi"  # ada's presence went first
+    async with chat(_port_of(bob), "name=cy") as cy:
+        assert (await next_of(cy, "members"))["members"] == ["ada", "bob", "cy"]
+    await say(bob, "seen")
+    assert (await next_of(ada, "message"))["text"] == "hi"
+
+
+def _port_of(ws: ClientConnection) -> int:
+    return int(ws.remote_address[1])
 
 
 async def test_a_killed_worker_comes_back_and_its_members_recover(

@@ -113,15 +113,18 @@ class Chat:
         self._taken.setdefault(room_name, set()).add(name)
         announced = False
         try:
-            if since:
-                await room.join(session, name=name, since=since, notice=_recovered)
-            else:
-                room.join(session, name=name)
-            members = await room.presence()
-            last = await room.last_id() if room.history else None
-            session.send_nowait(
-                _frame("members", room=room_name, name=name, members=members, last_id=last)
-            )
+
+            async def first(recovery: Recovery | None) -> list[str]:
+                """Sent before any live message: the recovery's outcome, then who is here."""
+                frames = [] if recovery is None else [_recovered(recovery)]
+                members = await room.presence()
+                last = await room.last_id() if room.history else None
+                frames.append(
+                    _frame("members", room=room_name, name=name, members=members, last_id=last)
+                )
+                return frames
+
+            await room.join(session, name=name, since=since or None, notice=first)
             room.broadcast(_frame("join", room=room_name, name=name), exclude=session, keep=False)
             announced = True
             await self._converse(session, room)

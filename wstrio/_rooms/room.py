@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import itertools
 import weakref
 from collections import OrderedDict
@@ -22,6 +24,11 @@ from .bus import Bus, Envelope
 from .delivery import deliver_to
 from .history import Entry, MessageIds, Position, Recovery, Ring, entries_after
 from .policy import Counters, RoomStatistics, SlowConsumerPolicy, check_policy
+
+#: What a join sends between a member's recovered messages and its live ones.
+Notice = Callable[
+    [Recovery | None], Message | Iterable[Message] | Awaitable[Message | Iterable[Message]]
+]
 
 #: Own messages a room keeps while waiting for the broker to echo them.
 _ECHO_LIMIT = 10_000
@@ -113,24 +120,26 @@ class Room:
         session: Session,
         *,
         name: str | None = None,
-        since: str,
-        notice: Callable[[Recovery], Message] | None = None,
-    ) -> Awaitable[Recovery]: ...
+        since: str | None = None,
+        notice: Notice | None = None,
+    ) -> Awaitable[Recovery | None]: ...
     def join(
         self,
         session: Session,
         *,
         name: str | None = None,
         since: str | None = None,
-        notice: Callable[[Recovery], Message] | None = None,
-    ) -> Awaitable[Recovery] | None:
+        notice: Notice | None = None,
+    ) -> Awaitable[Recovery | None] | None:
         """Add ``session`` (no-op if present), shown as ``name`` in :meth:`presence`.
 
         ConnectionClosed if the session has ended. With ``since`` (the id of the
-        last message the member saw) it returns an awaitable: await it to queue
-        every message after that id, then ``notice(recovery)`` if given, then the
-        live messages that arrived meanwhile, and get the :class:`Recovery`. The
-        member is in the room from the call on; live messages wait for the recovery.
+        last message the member saw) or ``notice``, it returns an awaitable: await it
+        to queue every message after ``since``, then what ``notice(recovery)`` returns
+        (a message or a list of them; it may be async, and ``recovery`` is None without
+        ``since``), then the live messages that arrived meanwhile, and get the
+        :class:`Recovery` (None without ``since``). The member is in the room from the
+        call on; its live messages wait until then, none lost and none twice.
         """
         if session.closed is not None:
             raise ConnectionClosed(session.closed.code, session.closed.reason)
@@ -147,7 +156,7 @@ class Room:
                 if first:
                     bus.subscribe(self.name)
                 bus.present(self.name, key, name or key)
-        if since is None:
+        if since is None and notice is None:
             return None
         self._held[session] = []
         return self._recover(session, since, notice)
@@ -266,19 +275,34 @@ class Room:
         return self._ring.entries() if self._ring is not None else []
 
     async def _recover(
-        self, session: Session, since: str, notice: Callable[[Recovery], Message] | None
-    ) -> Recovery:
+        self, session: Session, since: str | None, notice: Notice | None
+    ) -> Recovery | None:
+        recovery: Recovery | None = None
         try:
-            history = await self._history()
-        except OSError:
-            history = []  # the broker is down: the history cannot be read
+            history: list[Entry] = []
+            missed: list[Entry] = []
+            if since is not None:
+                with contextlib.suppress(OSError):  # the broker is down: no history to read
+                    history = await self._history()
+                found, missed = entries_after(history, since)
+                recovery = Recovery(found, len(missed))
+            extra = await _call_notice(notice, recovery)
         finally:
             held = self._held.pop(session, [])
-        found, missed = entries_after(history, since)
         mailbox = self._members.get(session)
-        recovery = Recovery(found, len(missed))
         if mailbox is None:
             return recovery
+        horizon = history[-1].position if history else None
+        if horizon is not None:  # what the read covered: skip it live, once held or later
+            held = [(at, message) for at, message in held if at is None or at > horizon]
+            self._horizon[session] = horizon
+        queue = [Prepared(entry.message) for entry in missed]
+        queue.extend(Prepared(check_message(message)) for message in extra)
+        queue.extend(message for _, message in held)
+        for message in queue:
+            counts = (self._counts, self._host.counts)
+            deliver_to({session: mailbox}, message, (), self._settings.policy, counts)
+        return recovery
         horizon = history[-1].position if history else None
         if horizon is not None:  # what the read covered: skip it live, once held or later
             held = [(at, message) for at, message in held if at is None or at > horizon]
@@ -308,6 +332,18 @@ class Room:
 
     def __repr__(self) -> str:
         return f"<wstrio.Room {self.name!r} {len(self._members)} members {self.policy}>"
+
+
+async def _call_notice(notice: Notice | None, recovery: Recovery | None) -> list[Message]:
+    """What ``notice(recovery)`` gives, as a list of messages (awaited if need be)."""
+    if notice is None:
+        return []
+    result = notice(recovery)
+    if inspect.isawaitable(result):
+        result = await result
+    if isinstance(result, str | bytes):
+        return [result]
+    return list(result)
 
 
 def configure(room: Room, settings: Settings) -> None:
