@@ -32,7 +32,14 @@ from ._http.admission import Admission
 from ._http.dashboard import dashboard_routes
 from ._http.front import serve_connection
 from ._http.routes import Routes, resolve_routes
-from ._wire.streams import address_text, bound_port, peer_address, set_send_buffer, socket_of
+from ._wire.streams import (
+    address_text,
+    bound_port,
+    peer_address,
+    set_keepalive,
+    set_send_buffer,
+    socket_of,
+)
 
 logger = get_logger("wstrio.server")
 
@@ -236,6 +243,7 @@ class Server:
         with self._admission.connection(), log_fields(connection=number, peer=address_text(peer)):
             try:
                 set_send_buffer(stream, self.config.socket_send_buffer)
+                set_keepalive(stream, self.config.tcp_keepalive)
                 await serve_connection(stream, self._table, self._admission)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 logger.debug("connection lost: %r", exc)  # a reset client: nothing to report

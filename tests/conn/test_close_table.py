@@ -27,6 +27,8 @@ EXPECTED = {
     Ending.GOING_AWAY: (1001, Wire.CLOSE),
     Ending.SERVICE_RESTART: (1012, Wire.CLOSE),
     Ending.SLOW_CONSUMER: (1008, Wire.CLOSE),
+    Ending.RATE_LIMITED: (1008, Wire.CLOSE),
+    Ending.FRAME_TIMEOUT: (1008, Wire.CLOSE),
     Ending.INTERNAL_ERROR: (1011, Wire.CLOSE),
 }
 

@@ -58,6 +58,8 @@ _SECONDS = (
     "write_timeout",
     "handshake_timeout",
     "shutdown_timeout",
+    "frame_timeout",
+    "tcp_keepalive",
 )
 _SIZES = (
     "inbox_size",
@@ -68,6 +70,9 @@ _SIZES = (
     "max_header_bytes",
     "max_body_size",
     "max_connections",
+    "max_connections_per_ip",
+    "max_messages_per_second",
+    "message_burst",
     "broadcast_backlog",
     "compression_window_bits",
     "compression_memory_level",

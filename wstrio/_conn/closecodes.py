@@ -87,6 +87,8 @@ class Ending(enum.Enum):
     GOING_AWAY = "going away"
     SERVICE_RESTART = "service restart"
     SLOW_CONSUMER = "slow consumer"
+    RATE_LIMITED = "rate limit"
+    FRAME_TIMEOUT = "frame timeout"
     INTERNAL_ERROR = "internal error"
 
 
@@ -122,6 +124,9 @@ CLOSE_TABLE: dict[Ending, Rule] = {
     Ending.GOING_AWAY: Rule(1001, "going away", Wire.CLOSE, drain=True),
     Ending.SERVICE_RESTART: Rule(1012, "service restart", Wire.CLOSE, drain=True),
     Ending.SLOW_CONSUMER: Rule(1008, "slow consumer", Wire.CLOSE, drain=False),
+    # Policies, not protocol errors: RFC 6455 has no rule on message rates or frame times.
+    Ending.RATE_LIMITED: Rule(1008, "rate limit", Wire.CLOSE, drain=True),
+    Ending.FRAME_TIMEOUT: Rule(1008, "frame timeout", Wire.CLOSE, drain=False),  # engine sends
     Ending.INTERNAL_ERROR: Rule(1011, "internal error", Wire.CLOSE, drain=False),
 }
 

@@ -10,7 +10,12 @@ Timing constants, by how they relate (as in gorilla's chat example):
 * ``close_timeout`` bounds the close handshake and, after the peer closed, how
   long the handler may go on before it is cancelled;
 * ``handshake_timeout`` bounds the opening handshake;
-* ``shutdown_timeout`` bounds how long a stopping server waits for handlers.
+* ``shutdown_timeout`` bounds how long a stopping server waits for handlers;
+* ``frame_timeout`` bounds one incoming frame (or fragmented message) from its
+  first byte to its last, which the heartbeat cannot do for a message whose
+  fragments come with pongs between them;
+* ``tcp_keepalive`` has the kernel probe a silent peer, so a half-open one is
+  dropped within ``tcp_keepalive + 30`` seconds even with no heartbeat.
 """
 
 from __future__ import annotations
@@ -66,6 +71,19 @@ def _between(low: int, high: int) -> Callable[[Any, attrs.Attribute[Any], Any], 
     return check
 
 
+def _at_most(high: float) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    """A positive number up to ``high`` (finite), or None."""
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        check_number("Config", attribute.name, value, integer=False)
+        if not value <= high:
+            raise ValueError(f"Config.{attribute.name} must be at most {high}, got {value!r}")
+
+    return check
+
+
 _positive = _validator(integer=False)
 _positive_or_none = _validator(integer=False, optional=True)
 _size = _validator()
@@ -94,6 +112,15 @@ ENGINES: tuple[str, ...] = get_args(Engine)
 def _engine(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value not in ENGINES:
         raise ValueError(f"Config.engine must be one of {', '.join(ENGINES)}, got {value!r}")
+
+
+RateLimitPolicy = Literal["close", "drop"]
+RATE_LIMIT_POLICIES: tuple[str, ...] = get_args(RateLimitPolicy)
+
+
+def _rate_policy(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in RATE_LIMIT_POLICIES:
+        raise ValueError(f"Config.rate_limit_policy must be close or drop, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -151,6 +178,24 @@ class Config:
     dashboard: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     #: Open WebSocket sessions at most; beyond, handshakes get 503 with Retry-After.
     max_connections: int = attrs.field(default=10000, validator=_size)
+    #: Open sessions (and upgrades under way) per client address at most, the address as
+    #: ``trusted_proxies`` decide it (IPv6 per /64); beyond, 503 with Retry-After. None: no limit.
+    max_connections_per_ip: int | None = attrs.field(default=None, validator=_size_or_none)
+    #: Messages a session may receive per second on average (a token bucket); None: no limit.
+    max_messages_per_second: float | None = attrs.field(default=None, validator=_at_most(1e9))
+    #: Messages a session may receive at once before the rate applies (the bucket's size);
+    #: None: one second's worth, ``max(1, ceil(max_messages_per_second))``.
+    message_burst: int | None = attrs.field(default=None, validator=_size_or_none)
+    #: Past the rate: ``"close"`` (1008 ``rate limit``) or ``"drop"`` the message and count it.
+    rate_limit_policy: RateLimitPolicy = attrs.field(default="close", validator=_rate_policy)
+    #: Seconds a peer has, while it is being read, to finish a frame it started (a
+    #: fragmented message: from its first fragment to its last); then 1008 ``frame
+    #: timeout``. None: no bound (the heartbeat still bounds a single frame).
+    frame_timeout: float | None = attrs.field(default=30.0, validator=_positive_or_none)
+    #: Seconds an accepted socket may be silent before the kernel probes the peer
+    #: (SO_KEEPALIVE, TCP_KEEPIDLE; then 3 probes 10 s apart, and TCP_USER_TIMEOUT on
+    #: Linux): a half-open peer is dropped within this + 30 s. None: no TCP keepalive.
+    tcp_keepalive: float | None = attrs.field(default=60.0, validator=_at_most(32767))
     #: Browser origins allowed to open WebSockets: None means same origin as the
     #: Host header, ``"*"`` any origin, else a tuple of ``scheme://host[:port]``.
     allowed_origins: tuple[str, ...] | Literal["*"] | None = attrs.field(

@@ -284,6 +284,7 @@ class Session:
             drops=counters.drops,
             backlog_used=len(self._mailbox.outbox.backlog),
             backlog_bytes=self._mailbox.outbox.backlog_bytes,
+            rate_limited=counters.rate_limited,
         )
 
     @property

@@ -26,6 +26,7 @@ class SessionCounters:
     bytes_in: int = 0  # the reader
     bytes_out: int = 0  # the writer
     drops: int = 0  # rooms: broadcasts dropped by a slow-consumer policy
+    rate_limited: int = 0  # the reader: messages over max_messages_per_second
     latency: float | None = None  # seconds of the last ping's round trip
 
     def add_to(self, totals: SessionCounters) -> None:
@@ -35,6 +36,7 @@ class SessionCounters:
         totals.bytes_in += self.bytes_in
         totals.bytes_out += self.bytes_out
         totals.drops += self.drops
+        totals.rate_limited += self.rate_limited
 
 
 @attrs.frozen
@@ -52,6 +54,7 @@ class SessionStatistics:
     drops: int = 0  # broadcasts dropped for this session by a room's slow-consumer policy
     backlog_used: int = 0  # broadcasts waiting beyond the full outbox
     backlog_bytes: int = 0
+    rate_limited: int = 0  # messages over max_messages_per_second (dropped, or the one that closed)
 
 
 @attrs.frozen
@@ -71,6 +74,11 @@ class ServerStatistics:
     slow_consumer_closes: int = 0  # sessions closed with 1008 "slow consumer"
     http_requests: int = 0
     uptime: float = 0.0
+    rate_limited: int = 0  # messages over max_messages_per_second: dropped, or closing a session
+    rate_limit_closes: int = 0  # sessions closed with 1008 "rate limit"
+    frame_timeouts: int = 0  # sessions closed with 1008 "frame timeout"
+    per_ip_refusals: int = 0  # upgrades refused (503) past max_connections_per_ip
+    busiest_address: int = 0  # sessions and upgrades of the client address with the most now
 
 
 class Buckets:

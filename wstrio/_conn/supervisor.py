@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 Four single-purpose tasks share one nursery:
 
-* the *reader* moves whole messages from the transport into the bounded inbox;
+* the *reader* moves whole messages from the transport into the bounded inbox
+  (past ``max_messages_per_second``, it drops a message or decides RATE_LIMITED);
 * the *writer* is the only task that sends data: it drains the bounded outbox
   in batches (``writer.py``);
 * the *heartbeat* pings every ``ping_interval`` and wants a pong within
@@ -47,6 +48,7 @@ from .errors import (
 )
 from .logfields import get_logger
 from .outbox import Mailbox, Outbox, payload_size
+from .ratelimit import bucket_for
 from .session import Handler, Session
 from .stats import Buckets, SessionCounters
 from .transport import Message, Transport, TransportClosed
@@ -234,12 +236,20 @@ class Supervisor:
         accepts = self._accepts
         inbox = self._inbox_send
         sizes = self._sizes
+        bucket = bucket_for(self._config, trio.current_time())
+        drop = self._config.rate_limit_policy == "drop"
         with self._reader_scope:
             try:
                 while True:
                     message = await self._transport.receive()
                     if accepts is not None and not isinstance(message, accepts):
                         self.decide(Ending.UNSUPPORTED_DATA)
+                        return
+                    if bucket is not None and not bucket.take(trio.current_time()):
+                        counters.rate_limited += 1  # over the rate: never reaches the inbox
+                        if drop:
+                            continue
+                        self.decide(Ending.RATE_LIMITED)
                         return
                     counters.messages_in += 1
                     size = payload_size(message)

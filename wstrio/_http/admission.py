@@ -5,7 +5,9 @@ close (:meth:`Admission.connection`); while a request head is being read its
 deadline scope is registered (:meth:`reading`), so a stopping server can cut
 those reads short; an upgrade counts against ``max_connections`` from the
 moment it is handed to the engine (:meth:`upgrading`) until its session is
-supervised (:meth:`supervise`), which counts and logs the session to its end.
+supervised (:meth:`supervise`), which counts and logs the session to its end;
+it also counts against ``max_connections_per_ip`` for its client address
+(``addresses``) until the session has ended.
 The server reads :meth:`statistics` and calls :meth:`stop`; the front never
 sees the server itself.
 
@@ -38,11 +40,16 @@ from .._conn.stats import (
 )
 from .._conn.supervisor import Supervisor
 from .._wire.streams import address_text
+from .addresses import AddressCounts, address_key
 from .endpoints import Health
 from .metrics import ServerCollector, new_registry
 from .upgrade import Refusal
 
 logger = get_logger("wstrio.server")
+
+#: Retry-After past max_connections_per_ip: longer than at capacity, since only the client's
+#: own sessions ending can make room.
+_PER_IP_RETRY = (("Retry-After", "5"),)
 
 #: Requests read so far on the connection of the running task (one cell per connection).
 _requests_read: contextvars.ContextVar[list[int]] = contextvars.ContextVar("requests_read")
@@ -66,6 +73,10 @@ class Admission:
         self._closes: Counter[int] = Counter()
         self._handler_errors = 0
         self._slow_closes = 0
+        self._rate_closes = 0
+        self._frame_timeouts = 0
+        self._per_ip_refusals = 0
+        self._addresses = AddressCounts()  # sessions and upgrades per client address
         self._finished = SessionCounters()  # the counts of sessions that ended
         self._idle = trio.Event()
         self._idle.set()
@@ -106,22 +117,28 @@ class Admission:
                 self._reads.pop(scope, None)
                 read[0] += 1
 
-    def refusal(self) -> Refusal | None:
-        """503 while stopping (not for a restart) or at ``max_connections``; None if a session
-        may start."""
+    def refusal(self, remote: tuple[str, int] | None = None) -> Refusal | None:
+        """503 while stopping (not for a restart), at ``max_connections``, or when the client
+        address ``remote`` has ``max_connections_per_ip``; None if a session may start."""
         if self.stopping and self.ending is not Ending.SERVICE_RESTART:
             return Refusal(503, "server shutting down", (("Retry-After", "5"),))
         if len(self.sessions) + len(self._upgrades) >= self.config.max_connections:
             return Refusal(503, "too many connections", (("Retry-After", "1"),))
+        limit = self.config.max_connections_per_ip
+        if limit is not None and self._addresses.count(address_key(remote)) >= limit:
+            self._per_ip_refusals += 1
+            return Refusal(503, "too many connections from this address", _PER_IP_RETRY)
         return None
 
     @contextlib.contextmanager
-    def upgrading(self) -> Iterator[Callable[[], None]]:
-        """Count one upgrade until the block ends or the callable it gives is called."""
+    def upgrading(self, remote: tuple[str, int] | None = None) -> Iterator[Callable[[], None]]:
+        """Count one upgrade until the block ends or the callable it gives is called, and one
+        connection of the client address ``remote`` until the block ends."""
         token = object()
         self._upgrades.add(token)
         try:
-            yield lambda: self._upgrades.discard(token)
+            with self._addresses.holding(address_key(remote)):
+                yield lambda: self._upgrades.discard(token)
         finally:
             self._upgrades.discard(token)
 
@@ -142,6 +159,8 @@ class Admission:
         self._closes[closed.code] += 1
         self._handler_errors += closed.ending is Ending.HANDLER_ERROR
         self._slow_closes += closed.ending is Ending.SLOW_CONSUMER
+        self._rate_closes += closed.ending is Ending.RATE_LIMITED
+        self._frame_timeouts += closed.ending is Ending.FRAME_TIMEOUT
         supervisor.counters.add_to(self._finished)
         duration = trio.current_time() - started
         logger.info(
@@ -199,4 +218,9 @@ class Admission:
             slow_consumer_closes=self._slow_closes,
             http_requests=self.http_requests,
             uptime=trio.current_time() - self._started,
+            rate_limited=totals.rate_limited,
+            rate_limit_closes=self._rate_closes,
+            frame_timeouts=self._frame_timeouts,
+            per_ip_refusals=self._per_ip_refusals,
+            busiest_address=self._addresses.busiest(),
         )

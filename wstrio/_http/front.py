@@ -117,7 +117,7 @@ async def _upgrade(
 ) -> None:
     config = admission.config
     target = match.target if match is not None else None
-    refused = refusal(head, target, config, scheme) or admission.refusal()
+    refused = refusal(head, target, config, scheme) or admission.refusal(request.remote)
     if refused is not None and hint is not None:
         refused = attrs.evolve(refused, message=f"{refused.message} (did you mean {hint}?)")
     if refused is not None:
@@ -126,7 +126,7 @@ async def _upgrade(
         return
     assert match is not None and isinstance(target, Route)
     started = trio.current_time()
-    with admission.upgrading() as upgraded:
+    with admission.upgrading(request.remote) as upgraded:
         decision = await run_hook(target, match.pattern, request, config.handshake_timeout)
         if not isinstance(decision, Accept):
             logger.info(
@@ -175,8 +175,8 @@ async def _open_transport(
     within ``handshake_timeout``)."""
     received = conn.trailing_data[0]  # sent before our 101: the first frames
     if config.engine == "trio-websocket":  # it parses the request again, from bytes
-        request = head.to_bytes() + received
-        async with server_transport(stream, request, info, config, extra_headers) as tws:
+        request = head.to_bytes()
+        async with server_transport(stream, request, received, info, config, extra_headers) as tws:
             yield tws
         return
     key = (head.header("sec-websocket-key") or "").strip()

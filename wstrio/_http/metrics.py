@@ -64,6 +64,11 @@ class ServerCollector(Collector):
         yield GaugeMetricFamily(
             "wstrio_handshakes_in_progress", "Connections not yet upgraded.", stats.handshakes
         )
+        yield GaugeMetricFamily(
+            "wstrio_busiest_address_connections",
+            "Sessions and upgrades of the client address with the most now.",
+            stats.busiest_address,
+        )
         counters = (
             ("connections", "WebSocket sessions since start.", stats.connections_total),
             ("messages_received", "Messages received.", stats.messages_in),
@@ -76,6 +81,13 @@ class ServerCollector(Collector):
             ("slow_consumer_closes", "Sessions closed with 1008 as slow consumers.",
              stats.slow_consumer_closes),
             ("http_requests", "Plain HTTP requests answered.", stats.http_requests),
+            ("rate_limited", "Messages over max_messages_per_second (dropped, or closing).",
+             stats.rate_limited),
+            ("rate_limit_closes", "Sessions closed with 1008 rate limit.",
+             stats.rate_limit_closes),
+            ("frame_timeouts", "Sessions closed with 1008 frame timeout.", stats.frame_timeouts),
+            ("per_ip_refusals", "Upgrades refused with 503 past max_connections_per_ip.",
+             stats.per_ip_refusals),
         )  # fmt: skip
         for name, help_text, value in counters:
             yield CounterMetricFamily(f"wstrio_{name}", help_text, value)

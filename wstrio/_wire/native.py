@@ -9,7 +9,9 @@ handshake is fed in first. From then on there is no engine task:
 * the connection's *reader* calls :meth:`NativeTransport.receive`, which reads
   the socket (``receive_buffer_size`` bytes at a time) and feeds the streaming
   :class:`Parser`, which hands back whole messages (text is validated as UTF-8
-  as it arrives, so bad data fails at once with 1007);
+  as it arrives, so bad data fails at once with 1007); while a frame is under
+  way, each read is bounded by the time its :class:`FrameClock` leaves the peer
+  (``frame_timeout``), past which the connection fails with 1008;
 * the connection's *writer* calls :meth:`send_many`, which frames every queued
   message and writes them with any waiting control frame in one ``send_all``,
   control frames first. A pong (or a ping from the heartbeat) that arrives
@@ -39,6 +41,7 @@ from .._conn.closecodes import Ending
 from .._conn.config import Config
 from .._conn.transport import ConnectionInfo, Message, Outgoing, Prepared, TransportClosed
 from .deflate import Agreement, Deflater, codecs_for, settings_of
+from .frameclock import FrameClock
 from .frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, close_payload, encode
 from .parser import CloseFrame, Control, Parser
 from .streams import direct_fd
@@ -46,13 +49,15 @@ from .streams import direct_fd
 _EXPECTED_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 _MAX_PONGS = 16
 _VANISHED = (Ending.PEER_VANISHED, 1006, "")
+_FRAME_TIMEOUT = (Ending.FRAME_TIMEOUT, 1008, "frame timeout")
 
 
 class NativeTransport:
     """One open WebSocket connection on wstrio's own codec (server or client side)."""
 
     __slots__ = (
-        "_bufsize", "_client", "_close_sent", "_control", "_deflater", "_echo_queued", "_echoed",
+        "_bufsize", "_client", "_clock", "_close_sent", "_control", "_deflater", "_echo_queued",
+        "_echoed",
         "_ended", "_failed", "_fd", "_info", "_messages", "_parser", "_ping_ids", "_pings",
         "_pongs", "_read_done", "_reading", "_stream", "_tail", "_threshold", "_wake",
     )  # fmt: skip
@@ -81,6 +86,8 @@ class NativeTransport:
             client=client, max_message_size=config.max_message_size, inflater=inflater
         )
         self._bufsize = config.receive_buffer_size
+        timeout = config.frame_timeout
+        self._clock = None if timeout is None else FrameClock(timeout)
         self._messages: deque[Message] = deque()
         self._control: list[bytes] = []  # frames for the writer to send first
         self._wake: Callable[[], None] = _nothing
@@ -97,8 +104,7 @@ class NativeTransport:
         self._reading = False
         self._read_done = trio.Event()
         if received:
-            self._parser.feed(received)
-            self._take_events()
+            self._feed(received)
 
     @property
     def info(self) -> ConnectionInfo:
@@ -115,18 +121,39 @@ class NativeTransport:
         return self._messages.popleft()
 
     async def _read(self) -> None:
+        clock = self._clock
         self._reading = True
         try:
-            data = await self._stream.receive_some(self._bufsize)
+            if clock is not None and clock.busy:  # a frame under way: the peer's time runs
+                data = await self._read_within(clock)
+            else:
+                data = await self._stream.receive_some(self._bufsize)
         except _EXPECTED_ERRORS:
             data = b""  # a reset is an end of stream like any other
         finally:
             self._reading = False
             self._read_done.set()
             self._read_done = trio.Event()
-        if not data:
+        if data is None:  # Config.frame_timeout: a policy, not a protocol error (1008)
+            self._failed = self._frame(OP_CLOSE, close_payload(*_FRAME_TIMEOUT[1:]))
+            self._end(TransportClosed(*_FRAME_TIMEOUT))
+        elif not data:
             self._end(TransportClosed(*_VANISHED))
-            return
+        else:
+            self._feed(data)
+
+    async def _read_within(self, clock: FrameClock) -> bytes | bytearray | None:
+        """Read, within the time the peer has left to finish its frame; None past it."""
+        started = trio.current_time()
+        with trio.move_on_after(clock.left):
+            data = await self._stream.receive_some(self._bufsize)
+            clock.left -= trio.current_time() - started
+            return data
+        return None
+
+    def _feed(self, data: bytes | bytearray) -> None:
+        if self._clock is not None:
+            self._clock.feed(data)
         self._parser.feed(data)
         self._take_events()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 from typing import Any
@@ -70,3 +71,42 @@ def set_send_buffer(stream: trio.abc.Stream, size: int | None) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
     except OSError as exc:  # the peer may be gone already
         logger.debug("cannot set SO_SNDBUF: %s", exc)
+
+
+#: After ``Config.tcp_keepalive`` seconds of silence the kernel sends this many probes, this
+#: many seconds apart, before it drops the connection.
+KEEPALIVE_PROBES = 3
+KEEPALIVE_INTERVAL = 10
+
+
+def keepalive_options(idle: float) -> list[tuple[int, int, int]]:
+    """``(level, option, value)`` for SO_KEEPALIVE after ``idle`` seconds (whole, at least 1),
+    with the TCP options this platform has: TCP_KEEPIDLE (TCP_KEEPALIVE on macOS),
+    TCP_KEEPINTVL, TCP_KEEPCNT, and TCP_USER_TIMEOUT (Linux), which bounds data left
+    unacknowledged by the same total, since keepalive probes only a connection with none."""
+    seconds = max(1, math.ceil(idle))
+    total = seconds + KEEPALIVE_PROBES * KEEPALIVE_INTERVAL
+    wanted = (
+        ("TCP_KEEPIDLE" if hasattr(socket, "TCP_KEEPIDLE") else "TCP_KEEPALIVE", seconds),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+        ("TCP_USER_TIMEOUT", total * 1000),  # milliseconds
+    )
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in wanted:
+        number = getattr(socket, name, None)
+        if number is not None:
+            options.append((socket.IPPROTO_TCP, number, value))
+    return options
+
+
+def set_keepalive(stream: trio.abc.Stream, idle: float | None) -> None:
+    """Turn TCP keepalive on for the stream's socket (None: leave it off)."""
+    sock = socket_of(stream)
+    if idle is None or sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        for level, option, value in keepalive_options(idle):
+            sock.setsockopt(level, option, value)
+    except OSError as exc:  # the peer may be gone already
+        logger.debug("cannot turn TCP keepalive on: %s", exc)

@@ -2,8 +2,9 @@
 
 Theory of operation: the HTTP front has already read the upgrade request with
 h11; :func:`server_transport` replays those bytes into trio-websocket's
-``wrap_server_stream`` (:class:`ReplayStream`), which parses them again and
-answers 101. :func:`client_transport` runs ``wrap_client_stream``. Either way
+``wrap_server_stream`` (:class:`ReplayStream`, which also times frames for
+``frame_timeout``), which parses them again and answers 101.
+:func:`client_transport` runs ``wrap_client_stream``. Either way
 trio-websocket starts its own reader task, which runs in a
 :class:`GuardedNursery` so that an error inside the engine drops this one
 connection's socket instead of tearing down the connection's task tree. Only
@@ -30,6 +31,7 @@ from .._conn.logfields import get_logger
 from .._conn.outbox import unwrap
 from .._conn.transport import ConnectionInfo, Message, Outgoing, TransportClosed
 from .frames import close_frame
+from .replay import ReplayStream
 from .streams import peer_address
 
 logger = get_logger("wstrio.engine")
@@ -37,6 +39,7 @@ logger = get_logger("wstrio.engine")
 #: trio-websocket closes with this reason when a message exceeds its limit.
 _TOO_BIG_PREFIX = "Exceeded maximum message size"
 _PARSE_FAILED_CODES = frozenset({1002, 1007})
+_FRAME_TIMEOUT = TransportClosed(Ending.FRAME_TIMEOUT, 1008, "frame timeout")
 
 
 def closed_from_engine(exc: trio_websocket.ConnectionClosed) -> TransportClosed:
@@ -107,38 +110,6 @@ class GuardedNursery:
                 self._on_failure(trio.BrokenResourceError("the server closed the connection"))
 
 
-class ReplayStream(trio.abc.Stream):
-    """A stream that first returns ``prefix``, then reads from ``inner``.
-
-    Closing it leaves ``inner`` open: its owner (the server) closes it.
-    """
-
-    def __init__(self, inner: trio.abc.Stream, prefix: bytes) -> None:
-        self.inner = inner
-        self._prefix = prefix
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        if self._prefix:
-            await trio.lowlevel.checkpoint()
-            size = len(self._prefix) if max_bytes is None else max_bytes
-            data, self._prefix = self._prefix[:size], self._prefix[size:]
-            return data
-        return await self.inner.receive_some(max_bytes)
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.inner.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
-
-    async def aclose(self) -> None:
-        # The engine closes its stream when it gives up on a connection (after a
-        # protocol error, without a close frame). The socket stays open until the
-        # server is done with it, so wstrio can still send that frame.
-        self._prefix = b""
-        await trio.lowlevel.checkpoint()
-
-
 class EngineTransport:
     """A :class:`~wstrio._conn.transport.Transport` over a trio-websocket connection."""
 
@@ -149,12 +120,19 @@ class EngineTransport:
         info: ConnectionInfo,
         *,
         client: bool = False,
+        replay: ReplayStream | None = None,
     ) -> None:
         self._ws = ws
         self._stream = stream
         self._info = info
         self._client = client
+        self._replay = replay  # a server's: it says whether a frame timed out
         self._ping_ids = itertools.count()
+
+    def _closed(self, exc: trio_websocket.ConnectionClosed) -> TransportClosed:
+        if self._replay is not None and self._replay.timed_out:
+            return _FRAME_TIMEOUT  # the engine saw a broken stream; the peer was too slow
+        return closed_from_engine(exc)
 
     @property
     def info(self) -> ConnectionInfo:
@@ -164,13 +142,13 @@ class EngineTransport:
         try:
             return await self._ws.get_message()
         except trio_websocket.ConnectionClosed as exc:
-            raise closed_from_engine(exc) from None
+            raise self._closed(exc) from None
 
     async def send(self, message: Message) -> None:
         try:
             await self._ws.send_message(message)
         except trio_websocket.ConnectionClosed as exc:
-            raise closed_from_engine(exc) from None
+            raise self._closed(exc) from None
 
     async def send_many(self, messages: Sequence[Outgoing]) -> None:
         for message in messages:  # trio-websocket writes each message under its own lock
@@ -191,7 +169,7 @@ class EngineTransport:
         try:
             await self._ws.ping(payload)
         except trio_websocket.ConnectionClosed as exc:
-            raise closed_from_engine(exc) from None
+            raise self._closed(exc) from None
 
     async def close(self, code: int, reason: str) -> TransportClosed | None:
         earlier = self._ws.closed
@@ -199,10 +177,10 @@ class EngineTransport:
             await self._ws.aclose(code, reason or None)
             after = self._ws.closed
             if after is not None and after.code == 1006:  # the stream broke: no close frame
-                return closed_from_engine(trio_websocket.ConnectionClosed(after))
+                return self._closed(trio_websocket.ConnectionClosed(after))
             return None
-        ended = closed_from_engine(trio_websocket.ConnectionClosed(earlier))
-        if ended.ending is Ending.PROTOCOL_ERROR:
+        ended = self._closed(trio_websocket.ConnectionClosed(earlier))
+        if ended.ending in (Ending.PROTOCOL_ERROR, Ending.FRAME_TIMEOUT):
             # trio-websocket gave up without telling the peer: send the close
             # frame it did not (RFC 6455 5.1: a client masks, a server does not).
             frame = close_frame(
@@ -220,19 +198,21 @@ class EngineTransport:
 async def server_transport(
     stream: trio.abc.Stream,
     request: bytes,
+    received: bytes,
     info: ConnectionInfo,
     config: Config,
     extra_headers: tuple[tuple[str, str], ...] = (),
 ) -> AsyncIterator[EngineTransport | None]:
-    """Answer the upgrade ``request`` (its raw bytes) with 101, with ``info.subprotocol`` and
-    ``extra_headers``; the transport while the block runs, or None if the handshake did not
-    finish within ``handshake_timeout``."""
+    """Answer the upgrade ``request`` (its head's raw bytes; ``received``: what came after
+    it) with 101, with ``info.subprotocol`` and ``extra_headers``; the transport while the
+    block runs, or None if the handshake did not finish within ``handshake_timeout``."""
+    replay = ReplayStream(stream, request, received, timeout=config.frame_timeout)
     async with trio.open_nursery() as engine:
         ws_request = None
         with trio.move_on_after(config.handshake_timeout):
             ws_request = await trio_websocket.wrap_server_stream(
                 GuardedNursery(engine, stream),  # type: ignore[arg-type]
-                ReplayStream(stream, request),
+                replay,
                 message_queue_size=1,
                 max_message_size=config.max_message_size,
                 receive_buffer_size=config.receive_buffer_size,
@@ -243,7 +223,7 @@ async def server_transport(
             return
         extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra_headers]
         ws = await ws_request.accept(subprotocol=info.subprotocol, extra_headers=extra)
-        yield EngineTransport(ws, stream, info)
+        yield EngineTransport(ws, stream, info, replay=replay)
         engine.cancel_scope.cancel()
 
 
