@@ -1,6 +1,7 @@
 """Server memory per idle connection with permessage-deflate negotiated, against without.
 
-``python -m bench.compression_memory [--conns N]`` from the repository root: the
+``python -m bench.compression_memory [--conns N ...] [--baseline]`` from the repository
+root (``--baseline``: bare Trio TCP too, bench/servers/raw.py): the
 ``wstrio`` echo server of bench/servers/echo.py (default Config: compression on,
 12-bit window, memory level 5, context takeover) with ``--probe``; N clients of
 the ``websockets`` package (asyncio, in this process) connect, each echoes one
@@ -62,24 +63,43 @@ async def measure(server: harness.Server, conns: int, compression: str | None) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--conns", type=int, default=500, help="idle connections (500)")
-    parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each (3)")
+    parser.add_argument("--conns", type=int, nargs="+", default=[500], help="idle connections")
+    parser.add_argument("--repeats", type=int, default=3, help="rotated runs of each (3)")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also bare Trio TCP (bench/servers/raw.py: minimal upgrade and framing)",
+    )
     args = parser.parse_args(argv)
     log = harness.RESULTS / "compression-memory-server.log"
     harness.RESULTS.mkdir(parents=True, exist_ok=True)
+    cases = [("wstrio", "deflate"), ("wstrio", None)] + ([("raw", None)] if args.baseline else [])
     rows = []
-    for repeat in range(args.repeats):
-        for compression in ("deflate", None) if repeat % 2 == 0 else (None, "deflate"):
-            with harness.server("bench.servers.echo", "wstrio", log, ["--probe"]) as server:
-                row = asyncio.run(measure(server, args.conns, compression))
-            print(f"  {row}", file=sys.stderr)
-            rows.append(row)
-    for compression in ("deflate", None):
-        values = sorted(r["rss_kib_per_conn"] for r in rows if r["compression"] == compression)
-        print(
-            f"compression={compression}: RSS KiB per idle connection, median"
-            f" {values[len(values) // 2]:.1f} (range {values[0]:.1f}-{values[-1]:.1f})"
-        )
+    for conns in args.conns:
+        for repeat in range(args.repeats):
+            turn = repeat % len(cases)
+            for kind, compression in cases[turn:] + cases[:turn]:
+                with harness.server("bench.servers.echo", kind, log, ["--probe"]) as server:
+                    row = asyncio.run(measure(server, conns, compression))
+                row["kind"] = kind
+                print(f"  {row}", file=sys.stderr)
+                rows.append(row)
+    print("| idle connections | server | KiB per connection (median) | range | vs bare Trio |")
+    print("|---:|---|---:|---:|---:|")
+    for conns in args.conns:
+        medians = {}
+        for kind, compression in cases:
+            values = sorted(
+                r["rss_kib_per_conn"]
+                for r in rows
+                if (r["conns"], r["kind"], r["compression"]) == (conns, kind, compression)
+            )
+            medians[kind, compression] = (values[len(values) // 2], values[0], values[-1])
+        base = medians.get(("raw", None), (float("nan"),))[0]
+        for (kind, compression), (median, low, high) in medians.items():
+            name = {"raw": "bare Trio TCP"}.get(kind, f"wstrio, {compression or 'no compression'}")
+            print(f"| {conns:,} | {name} | {median:.1f} | {low:.1f}-{high:.1f} |"
+                  f" {median / base:.2f} |")  # fmt: skip
     return 0
 
 
