@@ -7,6 +7,11 @@ fuzz target go with it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import pytest
 import trio
 import trio.testing
@@ -14,12 +19,22 @@ from fuzzkit import KEY, accept_of, read_frames, split_head, ws_frame
 from websockets.frames import Opcode
 
 import wstrio
+from wstrio._http.parse import raw_response
 from wstrio.testing import memory_stream_pair, open_memory_server
 
 PONG_BUG = (
     "wstrio/_wire/native.py: set_writer_wakeup() wakes the writer when _control holds frames,"
     " not when _pongs does, so a ping parsed from the bytes read with the handshake owes a"
     " pong nobody sends until the writer wakes for something else"
+)
+WIRE_BUG = (
+    "wstrio/_wire/native.py: close() sends the parser's failure frame (_failed) instead of the"
+    " supervisor's close, and returns None, so Closed says 1003 while the peer got 1002"
+)
+T = TypeVar("T")
+HEAD_BUG = (
+    "wstrio/_http/front.py: _upgrade() answers a refused upgrade with raw_response(...) without"
+    " head_only=(head.method == 'HEAD'), so a HEAD request's 405 carries content"
 )
 UPGRADE = (
     "GET /ws/echo HTTP/1.1\r\nHost: wstrio.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -36,32 +51,47 @@ async def read_for(stream: trio.abc.Stream, seconds: float) -> bytes:
     return data
 
 
-@pytest.mark.xfail(strict=True, reason=PONG_BUG)
-async def test_a_ping_sent_with_the_upgrade_request_is_answered(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """A ping in the same write as the upgrade request gets its pong at once."""
+def on_mock_clock(main: Callable[[], Awaitable[T]]) -> T:
+    """``main()`` in a trio.run of its own on MockClock. The tests below are synchronous so
+    that a failed assertion is itself (pytest-trio would wrap it in an ExceptionGroup, which
+    ``xfail(raises=AssertionError)`` does not match)."""
+    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
-    async def wait(session: wstrio.Session) -> None:
+
+async def wait(session: wstrio.Session) -> None:
+    with contextlib.suppress(wstrio.ConnectionClosed):
         async for _ in session:
             pass
 
-    config = wstrio.Config(ping_interval=None)
-    async with open_memory_server({"/ws/echo": wait}, config=config) as server:
-        stream = await server.open_stream()
-        await stream.send_all(UPGRADE + ws_frame(Opcode.PING, b"hi", mask=True))
-        head, rest = split_head(await read_for(stream, 5))
-        assert head.startswith(b"HTTP/1.1 101 ")
-        assert [(f.opcode, f.payload) for f in read_frames(rest)[0]] == [(0xA, b"hi")]
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=PONG_BUG)
+def test_a_ping_sent_with_the_upgrade_request_is_answered() -> None:
+    """A ping in the same write as the upgrade request gets its pong at once."""
+
+    async def main() -> bytes:
+        config = wstrio.Config(ping_interval=None)
+        async with open_memory_server({"/ws/echo": wait}, config=config) as server:
+            stream = await server.open_stream()
+            await stream.send_all(UPGRADE + ws_frame(Opcode.PING, b"hi", mask=True))
+            return await read_for(stream, 5)
+
+    head, rest = split_head(on_mock_clock(main))
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert [(f.opcode, f.payload) for f in read_frames(rest)[0]] == [(0xA, b"hi")]
 
 
-@pytest.mark.xfail(strict=True, reason=PONG_BUG)
-async def test_a_ping_sent_with_the_101_is_answered_by_the_client(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=PONG_BUG)
+def test_a_ping_sent_with_the_101_is_answered_by_the_client() -> None:
     """A ping in the same write as the server's 101 gets the client's pong at once."""
-    client_end, server_end = memory_stream_pair()
     answered: list[tuple[int, bytes]] = []
+    on_mock_clock(functools.partial(ping_the_client, answered))
+    assert answered[:1] == [(0xA, b"hi")]
+
+
+async def ping_the_client(answered: list[tuple[int, bytes]]) -> None:
+    """A scripted server sends its 101 and a ping in one write; ``answered`` gets the frames
+    the client sends within 5 s."""
+    client_end, server_end = memory_stream_pair()
     read = trio.Event()
 
     async def serve() -> None:
@@ -90,4 +120,66 @@ async def test_a_ping_sent_with_the_101_is_answered_by_the_client(
         nursery.start_soon(serve)
         async with wstrio.connect("ws://wstrio.test/", config=config, opener=opener):
             await read.wait()  # the server reads for 5 s of MockClock time
-    assert answered[:1] == [(0xA, b"hi")]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=WIRE_BUG)
+def test_closed_says_the_code_sent_when_1003_meets_a_later_protocol_error() -> None:
+    """Binary to a text-only route, then a bad frame in the same write: the close frame the
+    client gets and the session's ``Closed`` name the same code."""
+    closed: list[wstrio.Closed] = []
+
+    async def record(session: wstrio.Session) -> None:
+        await wait(session)
+        closed.append(await session.wait_closed())
+
+    async def main() -> bytes:
+        binary = ws_frame(Opcode.BINARY, b"bin", mask=True)
+        reserved = bytes((0x83, 0x80)) + b"\x00" * 4  # opcode 0x3, masked, empty
+        routes = {"/ws/echo": wstrio.Route(record, accepts="text")}
+        async with open_memory_server(routes, config=wstrio.Config(ping_interval=None)) as server:
+            stream = await server.open_stream()
+            await stream.send_all(UPGRADE + binary + reserved)
+            await stream.send_eof()
+            return split_head(await read_for(stream, 5))[1]
+
+    [close] = [frame for frame in read_frames(on_mock_clock(main))[0] if frame.opcode == 0x8]
+    assert closed[0].code == 1003
+    assert close.close_code == closed[0].code
+
+
+async def exchange(request: bytes) -> bytes:
+    """``request`` to a fresh in-memory server, then EOF; everything it answers."""
+    async with open_memory_server({"/ws/echo": wait}) as server:
+        stream = await server.open_stream()
+        await stream.send_all(request)
+        await stream.send_eof()
+        return await read_for(stream, 20)
+
+
+@pytest.mark.parametrize("target", ["/ws/echo", "/healthz"])
+def test_content_length_with_transfer_encoding_is_400_and_closed(target: str) -> None:
+    """A request with both Content-Length and Transfer-Encoding is refused and the connection
+    closed (RFC 9112 6.1: a smuggling attempt), an upgrade as much as a plain request; the
+    request that follows it is never read."""
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: wstrio.test\r\n\r\n"
+    head = UPGRADE if target == "/ws/echo" else smuggled
+    request = head[:-2] + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    reply = on_mock_clock(functools.partial(exchange, request + smuggled))
+    assert reply.startswith(b"HTTP/1.1 400 ")
+    assert reply.count(b"HTTP/1.1") == 1 and b"Connection: close" in reply
+
+
+def test_a_raw_response_to_head_has_the_head_alone() -> None:
+    """``head_only``: the same status line and headers (Content-Length included), no content."""
+    whole = raw_response(405, "a WebSocket handshake is a GET", (("Allow", "GET"),))
+    head = raw_response(405, "a WebSocket handshake is a GET", (("Allow", "GET"),), head_only=True)
+    assert whole.startswith(head) and head.endswith(b"\r\n\r\n")
+    assert whole[len(head) :] == b"a WebSocket handshake is a GET\n"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=HEAD_BUG)
+def test_a_head_upgrade_gets_a_405_without_content() -> None:
+    """HEAD with the upgrade headers: 405 with Allow, and no content (RFC 9110 9.3.2)."""
+    reply = on_mock_clock(functools.partial(exchange, b"HEAD" + UPGRADE[3:]))
+    assert reply.startswith(b"HTTP/1.1 405 ")
+    assert reply.endswith(b"\r\n\r\n")

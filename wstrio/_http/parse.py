@@ -119,6 +119,11 @@ async def read_head(
             size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
             if size > max_bytes:  # h11 only limits heads that arrive in pieces
                 raise BadRequest(431, "request head too large")
+            names = {name.lower() for name, _ in event.headers}
+            if b"content-length" in names and b"transfer-encoding" in names:
+                # h11 lets Transfer-Encoding win; a request smuggler counts on a proxy that
+                # does not: refuse it, and close (RFC 9112 6.1, 6.3)
+                raise BadRequest(400, "Content-Length and Transfer-Encoding together")
             declared = first_value(
                 ((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers),
                 "content-length",
@@ -182,8 +187,15 @@ def response_bytes(
     return out
 
 
-def raw_response(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> bytes:
-    """A complete response for when h11's state is unusable (bad or oversized input)."""
+def raw_response(
+    status: int,
+    message: str,
+    headers: tuple[tuple[str, str], ...] = (),
+    *,
+    head_only: bool = False,
+) -> bytes:
+    """A complete response for when h11's state is unusable (bad or oversized input);
+    ``head_only`` for a HEAD request: the same head, no content (RFC 9110 9.3.2)."""
     body = (message.rstrip("\n") + "\n").encode("utf-8", "replace")
     lines = [
         f"HTTP/1.1 {status} {reason(status).decode()}",
@@ -193,4 +205,4 @@ def raw_response(status: int, message: str, headers: tuple[tuple[str, str], ...]
         "Server: wstrio",
         *(f"{k}: {v}" for k, v in headers),
     ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else body)
