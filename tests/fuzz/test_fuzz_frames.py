@@ -20,6 +20,7 @@ import contextlib
 import logging
 import re
 import struct
+import zlib
 
 import attrs
 import pytest
@@ -30,14 +31,17 @@ from fuzzkit import (
     SENDABLE,
     accept_of,
     chunked,
+    deflater,
     example,
     loud_records,
     read_frames,
     split_head,
+    ws_frame,
 )
 from fuzzkit import raw_frame as write_frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from websockets.frames import Opcode
 
 import wstrio
 from wstrio.testing import memory_stream_pair, open_memory_server
@@ -45,6 +49,9 @@ from wstrio.testing import memory_stream_pair, open_memory_server
 Ending = wstrio.Ending
 LIMIT = 1000  # Config.max_message_size: small, so 1009 is reachable with small frames
 CONFIG = wstrio.Config(ping_interval=None, max_message_size=LIMIT, compression=None)
+#: The extension offer that makes the server agree to permessage-deflate with a 12-bit window
+#: for the client's messages (Config's default window), keeping context between messages.
+OFFER = b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
 UPGRADE = (
     "GET /ws/echo HTTP/1.1\r\nHost: wstrio.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -305,9 +312,12 @@ class Seen:
     sent: list[tuple[int, bytes]]  # (opcode, payload) of every frame it sent
 
 
-async def against_server(data: bytes, sizes: list[int], accepts: str) -> Seen:
-    """``data`` after a valid upgrade, in ``sizes`` chunks, then EOF; what the handler read,
-    how the session closed, and what the server sent after its 101."""
+async def against_server(
+    data: bytes, sizes: list[int], accepts: str, deflate: bool = False
+) -> Seen:
+    """``data`` after a valid upgrade (offering permessage-deflate if ``deflate``), in
+    ``sizes`` chunks, then EOF; what the handler read, how the session closed, and what the
+    server sent after its 101."""
     got: list[object] = []
     closed: list[wstrio.Closed] = []
 
@@ -320,10 +330,12 @@ async def against_server(data: bytes, sizes: list[int], accepts: str) -> Seen:
         closed.append(await session.wait_closed())
 
     routes = {"/ws/echo": wstrio.Route(record, accepts=accepts)}  # type: ignore[arg-type]
-    async with open_memory_server(routes, config=CONFIG) as server:
+    config = attrs.evolve(CONFIG, compression="deflate" if deflate else None)
+    upgrade = UPGRADE[:-2] + OFFER if deflate else UPGRADE
+    async with open_memory_server(routes, config=config) as server:
         stream = await server.open_stream()
         with contextlib.suppress(trio.BrokenResourceError):  # the server may close first
-            await stream.send_all(UPGRADE)
+            await stream.send_all(upgrade)
             for piece in chunked(data, sizes, 100):
                 await stream.send_all(piece)
             await stream.send_eof()
@@ -332,6 +344,7 @@ async def against_server(data: bytes, sizes: list[int], accepts: str) -> Seen:
             reply += chunk
     head, rest = split_head(reply)
     assert head.startswith(b"HTTP/1.1 101 ")
+    assert (b"permessage-deflate" in head) is deflate
     frames, leftover = read_frames(rest)
     assert leftover == b"" and not any(frame.masked for frame in frames)
     return Seen(got, closed[0], [(frame.opcode, frame.payload) for frame in frames])
@@ -479,4 +492,54 @@ def test_arbitrary_bytes_after_the_handshake_end_as_the_close_table_says(
     caplog.set_level(logging.INFO)
     with example("hostile frames: arbitrary bytes (server)"):
         check_ending(run(against_server, data, sizes, "any"))
+        assert loud_records(caplog.records) == []
+
+
+# -- permessage-deflate agreed -------------------------------------------------------------------
+@st.composite
+def compressed_streams(draw: st.DrawFn) -> tuple[bytes, list[str | bytes]]:
+    """Valid messages, compressed by websockets (12-bit window, context kept) or not, then
+    hostile frames: RSV1 on random payloads, on continuations and control frames, RSV2/3,
+    bombs that inflate past the limit, stored blocks marked final, and random bytes. Also the
+    valid messages before the first hostile frame: what the handler must read first."""
+    deflate = deflater(12, fresh=False)
+    data, valid = b"", []
+    for _ in range(draw(st.integers(0, 4))):
+        message = draw(st.one_of(st.text(max_size=200), st.binary(max_size=200)))
+        payload = message.encode() if isinstance(message, str) else message
+        opcode = Opcode.TEXT if isinstance(message, str) else Opcode.BINARY
+        squeeze = deflate if draw(st.booleans()) else None
+        data += ws_frame(opcode, payload, mask=True, deflate=squeeze)
+        valid.append(message)
+    key = b"\x00\x00\x00\x00"
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -12)
+    hostile = st.one_of(
+        st.builds(lambda op, p: write_frame(fin=True, rsv=4, opcode=op, payload=p, mask=key),
+                  st.sampled_from([0x1, 0x2]), st.binary(max_size=60)),
+        st.builds(lambda op, r: write_frame(fin=True, rsv=r, opcode=op, payload=b"x", mask=key),
+                  st.sampled_from([0x0, 0x1, 0x2, 0x8, 0x9, 0xA]), st.integers(1, 7)),
+        st.just(write_frame(fin=True, rsv=4, opcode=0x2, mask=key, payload=bomb.compress(
+            b"\x00" * (LIMIT * 50)) + bomb.flush(zlib.Z_SYNC_FLUSH)[:-4])),
+        st.just(write_frame(fin=True, rsv=4, opcode=0x1, mask=key,
+                            payload=zlib.compress(b"final", wbits=-12))),  # BFINAL set
+        st.binary(min_size=1, max_size=80),
+    )  # fmt: skip
+    data += b"".join(draw(st.lists(hostile, max_size=4)))
+    return data, valid
+
+
+@settings(HOSTILE, max_examples=150)
+@given(stream=compressed_streams(), sizes=st.lists(st.integers(1, 64), max_size=4))
+def test_hostile_compressed_frames_end_as_the_close_table_says(
+    stream: tuple[bytes, list[str | bytes]], sizes: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """With permessage-deflate agreed: the valid messages first, then a documented ending
+    that the wire agrees with, and nothing loud, whatever the compressed payloads hold."""
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    data, valid = stream
+    with example("hostile frames: permessage-deflate (server)"):
+        seen = run(against_server, data, sizes, "any", True)
+        check_ending(seen)
+        assert seen.messages[: len(valid)] == valid
         assert loud_records(caplog.records) == []
