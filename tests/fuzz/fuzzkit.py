@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import struct
 import time
 from collections.abc import Iterator, Sequence
@@ -28,6 +29,13 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 #: Close codes a peer may send (RFC 6455 7.4, the IANA registry, 3000-4999).
 SENDABLE = (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014)
+
+
+# -- the budget -------------------------------------------------------------------------------
+def budget(examples: int) -> int:
+    """``examples`` times ``WSTRIO_FUZZ_SCALE`` (default 1): the normal run stays bounded,
+    a long run (``WSTRIO_FUZZ_SCALE=50 pytest tests/fuzz``) digs deeper with the same tests."""
+    return max(1, round(examples * float(os.environ.get("WSTRIO_FUZZ_SCALE", "1"))))
 
 
 # -- the tally: examples run per target, printed in the terminal summary ----------------

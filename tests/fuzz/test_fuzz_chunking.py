@@ -27,6 +27,7 @@ from fuzzkit import (
     KEY,
     SENDABLE,
     accept_of,
+    budget,
     chunked,
     deflater,
     example,
@@ -154,7 +155,7 @@ def parser_cases(draw: st.DrawFn) -> tuple[bool, Plan, int, bool]:
     return client, plan, bits, fresh
 
 
-@settings(max_examples=250, deadline=2000)
+@settings(max_examples=budget(400), deadline=5000)
 @given(case=parser_cases(), sizes=chunk_sizes)
 def test_the_parser_reads_any_chunking_of_a_valid_stream_the_same(
     case: tuple[bool, Plan, int, bool], sizes: list[int]
@@ -181,10 +182,10 @@ SERVER_CONFIG = wstrio.Config(ping_interval=None, max_message_size=2**20)
 
 
 @st.composite
-def upgrade_requests(draw: st.DrawFn) -> tuple[bytes, list[int] | None]:
+def upgrade_requests(draw: st.DrawFn) -> tuple[bytes, list[int] | None, bool]:
     """A valid upgrade request (headers in any order and case, ``Connection`` with other
-    tokens), maybe offering permessage-deflate; and the windows the client may then use
-    (None: not offered)."""
+    tokens), maybe offering permessage-deflate; the windows the client may then use (None:
+    not offered), and whether it promised to compress each message afresh."""
     headers = [
         ("Host", "wstrio.test"),
         ("Upgrade", draw(st.sampled_from(["websocket", "WebSocket", "WEBSOCKET"]))),
@@ -192,20 +193,21 @@ def upgrade_requests(draw: st.DrawFn) -> tuple[bytes, list[int] | None]:
         ("Sec-WebSocket-Key", KEY),
         ("Sec-WebSocket-Version", "13"),
     ]
-    windows = None
+    windows, fresh = None, False
     if draw(st.booleans()):
         offered = draw(st.sampled_from([None, 9, 10, 12, 15]))
         offer = "permessage-deflate; client_max_window_bits"
         offer += f"={offered}" if offered else ""
-        if draw(st.booleans()):
-            offer += "; client_no_context_takeover"  # the server then inflates afresh
+        fresh = draw(st.booleans())
+        if fresh:
+            offer += "; client_no_context_takeover"  # a promise: the server inflates afresh
         headers.append(("Sec-WebSocket-Extensions", offer))
         agreed = min(12, offered or 15)  # the server's window is Config's (12)
         windows = list(range(9, agreed + 1))
     headers = draw(st.permutations(headers))
     cased = [(draw(st.sampled_from([k, k.lower(), k.upper()])), v) for k, v in headers]
     lines = ["GET /ws/echo HTTP/1.1", *(f"{k}: {v}" for k, v in cased)]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode(), windows
+    return ("\r\n".join(lines) + "\r\n\r\n").encode(), windows, fresh
 
 
 @attrs.frozen
@@ -254,12 +256,12 @@ async def through_server(request: bytes, plan: Plan, sizes: list[int]) -> Server
 
 @st.composite
 def server_cases(draw: st.DrawFn) -> tuple[bytes, Plan]:
-    request, windows = draw(upgrade_requests())
-    return request, draw(plans(masked=True, bits=windows))
+    request, windows, fresh = draw(upgrade_requests())
+    return request, draw(plans(masked=True, bits=windows, fresh=fresh))
 
 
 @settings(
-    max_examples=60,
+    max_examples=budget(200),
     deadline=5000,
     suppress_health_check=[HealthCheck.too_slow],  # a trio.run per example, by design
 )
@@ -378,7 +380,7 @@ def client_cases(draw: st.DrawFn) -> tuple[bool, str | None, Plan]:
 
 
 @settings(
-    max_examples=60,
+    max_examples=budget(200),
     deadline=5000,
     suppress_health_check=[HealthCheck.too_slow],  # a trio.run per example, by design
 )

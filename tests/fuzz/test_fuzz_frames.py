@@ -30,6 +30,7 @@ from fuzzkit import (
     KEY,
     SENDABLE,
     accept_of,
+    budget,
     chunked,
     deflater,
     example,
@@ -428,7 +429,7 @@ def run(function: object, *args: object) -> Seen:
 
 
 HOSTILE = settings(
-    max_examples=150,
+    max_examples=budget(400),
     deadline=5000,
     # caplog is cleared at the start of each example, so sharing it between examples is safe;
     # each example is a trio.run of a whole server, by design
@@ -482,7 +483,7 @@ def test_hostile_frames_to_the_client_end_as_the_close_table_says(
         assert loud_records(caplog.records) == []
 
 
-@settings(HOSTILE, max_examples=100)
+@settings(HOSTILE, max_examples=budget(300))
 @given(data=st.binary(min_size=1, max_size=300), sizes=st.lists(st.integers(1, 64), max_size=4))
 def test_arbitrary_bytes_after_the_handshake_end_as_the_close_table_says(
     data: bytes, sizes: list[int], caplog: pytest.LogCaptureFixture
@@ -528,7 +529,7 @@ def compressed_streams(draw: st.DrawFn) -> tuple[bytes, list[str | bytes]]:
     return data, valid
 
 
-@settings(HOSTILE, max_examples=150)
+@settings(HOSTILE, max_examples=budget(300))
 @given(stream=compressed_streams(), sizes=st.lists(st.integers(1, 64), max_size=4))
 def test_hostile_compressed_frames_end_as_the_close_table_says(
     stream: tuple[bytes, list[str | bytes]], sizes: list[int], caplog: pytest.LogCaptureFixture
