@@ -205,9 +205,10 @@ def _header_codes(spec: Spec, *, masked: bool, open_message: int | None, size: i
         return codes | {1002}
     if (spec.opcode == 0x0) is (open_message is None):
         codes.add(1002)  # a continuation without a start, or a start inside a message
+    so_far = size if spec.opcode == 0x0 else 0  # a new message starts from nothing
     if spec.declared >> 63:
         codes.add(1002)
-    elif size + spec.declared > LIMIT:
+    elif so_far + spec.declared > LIMIT:
         codes.add(1009)
     return codes
 
