@@ -25,6 +25,7 @@ from websockets.trio.client import connect
 
 import wstrio
 from wstrio import Ending
+from wstrio._conn.transport import ConnectionInfo, TransportClosed
 from wstrio._wire.frameclock import FrameClock
 from wstrio._wire.frames import (
     OP_BINARY,
@@ -35,7 +36,9 @@ from wstrio._wire.frames import (
     OP_TEXT,
     encode,
 )
+from wstrio._wire.native import NativeTransport
 from wstrio._wire.streams import KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, keepalive_options
+from wstrio.testing import memory_stream_pair
 
 # -- the clock against a model -----------------------------------------------------------
 
@@ -351,3 +354,32 @@ def test_keepalive_options_round_up_to_whole_seconds() -> None:
         assert options[socket.IPPROTO_TCP, socket.TCP_KEEPIDLE] == 1
         assert options[socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT] == 31_000
     assert Ending.FRAME_TIMEOUT.value == "frame timeout"
+
+
+async def test_a_native_client_bounds_the_servers_frames(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """On a client the native engine times the server's frames too: a frame cut short ends
+    the connection with FRAME_TIMEOUT, and the client's close frame (masked) says 1008."""
+    server_end, client_end = memory_stream_pair()
+    transport = NativeTransport(
+        client_end, ConnectionInfo(), wstrio.Config(frame_timeout=3), client=True
+    )
+    late = encode(OP_TEXT, b"z" * 40)
+    await server_end.send_all(encode(OP_TEXT, b"whole") + late[:10])
+    assert await transport.receive() == "whole"
+    started = trio.current_time()
+    with pytest.raises(TransportClosed) as info:
+        await transport.receive()
+    assert (info.value.ending, info.value.code, info.value.reason) == (
+        Ending.FRAME_TIMEOUT, 1008, "frame timeout"
+    )
+    assert trio.current_time() - started == pytest.approx(3)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(transport.close, 1008, "frame timeout")
+            frame = await server_end.receive_some(65536)
+            assert frame[0] == 0x80 | OP_CLOSE and frame[1] & 0x80  # a client masks
+            code = bytes(a ^ b for a, b in zip(frame[6:8], frame[2:4], strict=True))
+            assert code == b"\x03\xf0"  # 1008
+            await server_end.send_all(late[10:] + encode(OP_CLOSE, code))  # then its reply
