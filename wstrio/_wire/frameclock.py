@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import struct
 
+import trio
+
 _U16 = struct.Struct("!H")
 _U64 = struct.Struct("!Q")
 
@@ -75,6 +77,19 @@ class FrameClock:
         self._remaining = remaining
         if fresh:
             self.left = self.timeout
+
+
+async def read_within(
+    stream: trio.abc.ReceiveStream, clock: FrameClock, max_bytes: int | None
+) -> bytes | bytearray | None:
+    """Read from ``stream`` within the time the peer has left (``clock.left``, which the
+    read uses up); None once that time is over."""
+    started = trio.current_time()
+    with trio.move_on_after(clock.left):
+        data = await stream.receive_some(max_bytes)
+        clock.left -= trio.current_time() - started
+        return data
+    return None
 
 
 def _header_size(data: bytes | bytearray, position: int, end: int) -> int:

@@ -39,10 +39,11 @@ import trio
 
 from .._conn.closecodes import Ending
 from .._conn.config import Config
-from .._conn.transport import ConnectionInfo, Message, Outgoing, Prepared, TransportClosed
-from .deflate import Agreement, Deflater, codecs_for, settings_of
-from .frameclock import FrameClock
-from .frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, close_payload, encode
+from .._conn.transport import ConnectionInfo, Message, Outgoing, TransportClosed
+from .deflate import Agreement, codecs_for, settings_of
+from .frameclock import FrameClock, read_within
+from .frames import OP_CLOSE, OP_PING, OP_PONG, close_payload, encode
+from .outgoing import Encoder
 from .parser import CloseFrame, Control, Parser
 from .streams import direct_fd
 
@@ -56,10 +57,10 @@ class NativeTransport:
     """One open WebSocket connection on wstrio's own codec (server or client side)."""
 
     __slots__ = (
-        "_bufsize", "_client", "_clock", "_close_sent", "_control", "_deflater", "_echo_queued",
-        "_echoed",
+        "_bufsize", "_client", "_clock", "_close_sent", "_control", "_echo_queued", "_echoed",
+        "_encoder",
         "_ended", "_failed", "_fd", "_info", "_messages", "_parser", "_ping_ids", "_pings",
-        "_pongs", "_read_done", "_reading", "_stream", "_tail", "_threshold", "_wake",
+        "_pongs", "_read_done", "_reading", "_stream", "_tail", "_wake",
     )  # fmt: skip
 
     def __init__(
@@ -77,11 +78,10 @@ class NativeTransport:
         self._tail = b""  # what write_now could not write: it goes out first
         self._info = info
         self._client = client
-        inflater = None
-        self._deflater: Deflater | None = None
-        self._threshold = config.compression_threshold
+        inflater = deflater = None
         if deflate is not None:
-            self._deflater, inflater = codecs_for(deflate, settings_of(config), client=client)
+            deflater, inflater = codecs_for(deflate, settings_of(config), client=client)
+        self._encoder = Encoder(deflater, config.compression_threshold, client=client)
         self._parser = Parser(
             client=client, max_message_size=config.max_message_size, inflater=inflater
         )
@@ -125,7 +125,7 @@ class NativeTransport:
         self._reading = True
         try:
             if clock is not None and clock.busy:  # a frame under way: the peer's time runs
-                data = await self._read_within(clock)
+                data = await read_within(self._stream, clock, self._bufsize)
             else:
                 data = await self._stream.receive_some(self._bufsize)
         except _EXPECTED_ERRORS:
@@ -141,15 +141,6 @@ class NativeTransport:
             self._end(TransportClosed(*_VANISHED))
         else:
             self._feed(data)
-
-    async def _read_within(self, clock: FrameClock) -> bytes | bytearray | None:
-        """Read, within the time the peer has left to finish its frame; None past it."""
-        started = trio.current_time()
-        with trio.move_on_after(clock.left):
-            data = await self._stream.receive_some(self._bufsize)
-            clock.left -= trio.current_time() - started
-            return data
-        return None
 
     def _feed(self, data: bytes | bytearray) -> None:
         if self._clock is not None:
@@ -225,7 +216,7 @@ class NativeTransport:
             return False  # the writer has bytes to send first
         if self._ended is not None or self._close_sent:
             return False
-        frame = self._encode(message)  # from here on the message is ours (compression state)
+        frame = self._encoder.frame(message)  # from here on the message is ours (compression state)
         try:
             written = os.write(fd, frame)
         except OSError:  # full (EAGAIN) or broken: the writer's next write finds out which
@@ -247,7 +238,7 @@ class NativeTransport:
         carries_echo, self._echo_queued = self._echo_queued, False
         if messages and self._ended is None and not self._close_sent:
             for message in messages:
-                out.append(self._encode(message))
+                out.append(self._encoder.frame(message))
         if not out:
             if self._ended is not None:
                 raise self._ended
@@ -261,29 +252,6 @@ class NativeTransport:
             raise self._ended from None
         if carries_echo and self._echoed is not None:
             self._echoed.set()
-
-    def _encode(self, message: Outgoing) -> bytes:
-        """The frame for one message: a prepared message's shared frame where the bytes are
-        the same for every peer (a server's unmasked frames, compressed without context)."""
-        deflater = self._deflater
-        compress = deflater is not None and len(message) >= self._threshold
-        if isinstance(message, Prepared) and not self._client:
-            if not compress:
-                return message.frame(_PLAIN, _plain_frame)
-            assert deflater is not None
-            if deflater.fresh:
-                return message.frame(deflater.variant, deflater.frame)
-            payload, opcode = message.payload, _opcode_of(message.message)
-        elif isinstance(message, Prepared):
-            payload, opcode = message.payload, _opcode_of(message.message)
-        elif isinstance(message, str):
-            payload, opcode = message.encode("utf-8"), OP_TEXT
-        else:
-            payload, opcode = message, OP_BINARY
-        if compress:
-            assert deflater is not None
-            return encode(opcode, deflater.compress(payload), mask=self._client, rsv1=True)
-        return encode(opcode, payload, mask=self._client)
 
     async def ping(self) -> None:
         if self._ended is not None or self._close_sent:
@@ -357,14 +325,3 @@ class NativeTransport:
 
 def _nothing() -> None:
     pass
-
-
-_PLAIN = "plain"
-
-
-def _opcode_of(message: Message) -> int:
-    return OP_TEXT if isinstance(message, str) else OP_BINARY
-
-
-def _plain_frame(prepared: Prepared) -> bytes:
-    return encode(_opcode_of(prepared.message), prepared.payload)

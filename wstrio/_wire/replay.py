@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import trio
 
-from .frameclock import FrameClock
+from .frameclock import FrameClock, read_within
 
 
 class ReplayStream(trio.abc.Stream):
@@ -48,15 +48,11 @@ class ReplayStream(trio.abc.Stream):
             return await self.inner.receive_some(max_bytes)
         if self.timed_out:
             raise trio.BrokenResourceError("frame timeout")
-        data: bytes | bytearray
         if clock.busy:  # a frame under way: the peer's time runs while we read
-            started = trio.current_time()
-            with trio.move_on_after(clock.left) as scope:
-                data = await self.inner.receive_some(max_bytes)
-            if scope.cancelled_caught:
+            data = await read_within(self.inner, clock, max_bytes)
+            if data is None:
                 self.timed_out = True
                 raise trio.BrokenResourceError("frame timeout")
-            clock.left -= trio.current_time() - started
         else:
             data = await self.inner.receive_some(max_bytes)
         clock.feed(data)
