@@ -10,7 +10,8 @@ runs the same six checks against a server's routes and reports one JSON object p
 ``/close?code=C&reason=R``
     closes at once with that code and reason.
 ``/observe?id=I``
-    reads until the client closes and remembers the code and reason it saw under ``I``.
+    sends :data:`OBSERVING` (so the client closes only once the route runs), reads until the
+    client closes and remembers the code and reason it saw under ``I``.
 ``/report?id=I``
     sends what ``/observe`` saw under ``I`` as JSON text (waiting for it), then closes with 1000.
 ``/ping``
@@ -50,6 +51,7 @@ KINDS = ("text", "binary")
 CLOSES = ((1000, ""), (1001, "going away"), (4000, "bye ✓"))
 PING = b"interop-ping"
 PONG_TEXT = "pong received"
+OBSERVING = "observing"
 SUBPROTOCOL = "chat.v1"
 OFFER = ("x.unknown", SUBPROTOCOL)
 STEP_TIMEOUT = 30.0  # seconds, for each check
@@ -173,7 +175,8 @@ async def run_checks(client: Client, base: str, prefix: str) -> list[Record]:
         seen = []
         for code, reason in CLOSES:
             query = urlencode({"id": f"{prefix}-{code}"})
-            async with client.connect(f"{base}/observe?{query}") as conn:
+            async with client.connect(f"{base}/observe?{query}", speaks_first=True) as conn:
+                await conn.recv()  # OBSERVING: the route runs
                 await conn.close(code, reason)
             async with client.connect(f"{base}/report?{query}", speaks_first=True) as conn:
                 report = await conn.recv()
@@ -385,6 +388,7 @@ async def serve_route(conn: Conn, target: str, book: Book) -> None:
     elif path == "/close":
         await conn.close(int(params["code"]), params.get("reason", ""))
     elif path == "/observe":
+        await conn.send(OBSERVING)
         book.record(params["id"], await until_closed(conn))
     elif path == "/report":
         await conn.send(json.dumps(await book.wait(params["id"]), ensure_ascii=False))

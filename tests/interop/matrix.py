@@ -130,11 +130,12 @@ REFUSED = {
 }
 #: The wstrio client's settings for a server that needs them, and why.
 CLIENT_SETTINGS = {
-    "gorilla": "wstrio's client runs with `compression_window_bits=15` for gorilla's server: "
-    "gorilla answers an offer carrying `server_max_window_bits` without that parameter (RFC "
-    "7692 7.1.2.1 says a server that accepts it includes it), and it compresses with a 32 KiB "
-    "window, so a client that asked for less must fail the connection. With the default offer "
-    "(`server_max_window_bits=12`), wstrio's client does: {default}",
+    "gorilla": "wstrio's client runs with `compression_window_bits=15` for gorilla's server. "
+    "gorilla accepts permessage-deflate whatever the offer's parameters and always answers "
+    "`server_no_context_takeover; client_no_context_takeover`: it ignores the "
+    "`server_max_window_bits` a client asks for (RFC 7692 7.1.2.1: a server accepts that "
+    "parameter by including it in its answer) and compresses with a 32 KiB window. With the "
+    "default offer (`server_max_window_bits=12`), wstrio's client refuses that answer: {default}",
 }
 
 

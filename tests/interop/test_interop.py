@@ -23,8 +23,8 @@ from typing import Any
 import matrix
 import pytest
 import trio
-from conftest import HERE, NODE_DIR, PeerServer, ThreadServer, run_client
 from interop_peers import MAX_MESSAGE, Conn, Message, PeerClosed, run_checks
+from interop_support import HERE, NODE_DIR, PeerServer, ThreadServer, run_client
 from playwright.sync_api import sync_playwright
 
 import wstrio

@@ -209,6 +209,9 @@ func (c client) closeFromClient() (record, error) {
 		if err != nil {
 			return nil, err
 		}
+		if _, _, err := conn.ReadMessage(); err != nil { // "observing": the route runs
+			return nil, err
+		}
 		err = closeWith(conn, end.code, end.reason)
 		conn.Close()
 		if err != nil {
@@ -366,6 +369,7 @@ func runServer() {
 		closeWith(conn, code, query.Get("reason"))
 	})
 	handle("/observe", func(conn *websocket.Conn, query url.Values) {
+		conn.WriteMessage(websocket.TextMessage, []byte("observing"))
 		end := readUntilClose(conn)
 		conn.Close() // the close answer is sent: the client may ask for the report now
 		observed.record(query.Get("id"), end)

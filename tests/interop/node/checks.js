@@ -120,6 +120,7 @@ async function runChecks(WS, base, prefix, hooks = {}) {
       for (const [code, reason] of CLOSES) {
         const id = query({ id: `${prefix}-${code}` });
         const conn = await connect(`/observe?${id}`);
+        await conn.recv(); // "observing": the route runs
         try {
           await conn.close(code, reason);
         } catch (error) {

@@ -24,8 +24,10 @@ function observed(id) {
 const routes = {
   "/echo": (ws) => ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary })),
   "/close": (ws, query) => ws.close(Number(query.get("code")), query.get("reason") || ""),
-  "/observe": (ws, query) =>
-    ws.on("close", (code, reason) => record(query.get("id"), { code, reason: reason.toString() })),
+  "/observe": (ws, query) => {
+    ws.on("close", (code, reason) => record(query.get("id"), { code, reason: reason.toString() }));
+    ws.send("observing");
+  },
   "/report": async (ws, query) => {
     ws.send(JSON.stringify(await observed(query.get("id"))));
     ws.close(1000, "");
