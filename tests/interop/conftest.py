@@ -54,11 +54,16 @@ def go_peer() -> Path:
             "Go and gorilla/websocket are missing: install Debian's golang-go and "
             f"golang-github-gorilla-websocket-dev ({BOOTSTRAP})"
         )
-    digest = hashlib.sha256(GO_SOURCE.read_bytes()).hexdigest()[:16]
-    binary = BUILD / f"peer-{digest}"
+    # Rebuilt when the source, Go or Debian's gorilla source changes.
+    toolchain = subprocess.run([go, "version"], capture_output=True, text=True).stdout
+    library = sorted((p.name, p.stat().st_mtime_ns) for p in gorilla.glob("*.go"))
+    key = GO_SOURCE.read_bytes() + toolchain.encode() + repr(library).encode()
+    binary = BUILD / f"peer-{hashlib.sha256(key).hexdigest()[:16]}"
     if binary.exists():
         return binary
     BUILD.mkdir(exist_ok=True)
+    for stale in BUILD.glob("peer-*"):
+        stale.unlink()
     env = dict(
         os.environ,
         GO111MODULE="off",
