@@ -181,6 +181,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="permessage-deflate (native engine only)",
     )
     serve_cmd.add_argument(
+        "--rate-limit-policy",
+        choices=("close", "drop"),
+        default=DEFAULTS.rate_limit_policy,
+        help="past --max-messages-per-second: close with 1008 'rate limit', or drop and count",
+    )
+    serve_cmd.add_argument(
         "--no-compression-context-takeover",
         dest="compression_context_takeover",
         action="store_false",
@@ -192,6 +198,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         extra = ""
         if name == "ping_interval":
             kind, extra = seconds_or_off, "; 0 or 'off': no heartbeat"
+        elif name in ("frame_timeout", "tcp_keepalive"):
+            kind, extra = seconds_or_off, "; 0 or 'off': none"
+        elif name == "max_messages_per_second":
+            kind = float
         elif name == "ping_timeout":  # follows a smaller --ping-interval unless given
             default, extra = None, f" (default: {DEFAULTS.ping_timeout} or --ping-interval)"
         serve_cmd.add_argument(
@@ -299,6 +309,7 @@ def _prepare(args: argparse.Namespace) -> Prepared | int:
         fields["engine"] = args.engine
         fields["compression"] = None if args.compression == "off" else args.compression
         fields["compression_context_takeover"] = args.compression_context_takeover
+        fields["rate_limit_policy"] = args.rate_limit_policy
         if fields["ping_timeout"] is None:
             fields["ping_timeout"] = default_ping_timeout(fields["ping_interval"])
         fields["dashboard"] = args.dashboard
