@@ -450,15 +450,18 @@ VALUES = [b"websocket", b"Upgrade", KEY.encode(), b"13", b"wstrio.test", b"chunk
           "é".encode(), b"a\rb", b"", b" ", b"1.2.3.4", b"for=x"]  # fmt: skip
 
 
+TARGETS = [b"/ws/echo", b"*", b"/nowhere", b"//", b"/ws/echo?\xff", b"http://wstrio.test/ws/echo",
+           b"", b"/" + b"a" * 300]  # fmt: skip
+VERSIONS = [b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2", b"HTTP/1.1 ", b"", b"http/1.1", b"HTTP/9.9"]
+
+
 @st.composite
 def soups(draw: st.DrawFn) -> bytes:
     """A request line and header lines from the pools above, in any number and order, each
     ended by CRLF, LF or CR, maybe folded, maybe cut short anywhere, maybe with junk after."""
     method = draw(st.sampled_from([b"GET", b"POST", b"get", b"G\x00T", b"", b"CONNECT"]))
-    target = draw(st.sampled_from([b"/ws/echo", b"*", b"/nowhere", b"//", b"/ws/echo?\xff",
-                                   b"http://wstrio.test/ws/echo", b"", b"/" + b"a" * 300]))
-    version = draw(st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2", b"HTTP/1.1 ", b"",
-                                    b"http/1.1", b"HTTP/9.9"]))
+    target = draw(st.sampled_from(TARGETS))
+    version = draw(st.sampled_from(VERSIONS))
     ends = st.sampled_from([b"\r\n", b"\r\n", b"\n", b"\r"])
     data = b"%s %s %s" % (method, target, version) + draw(ends)
     for _ in range(draw(st.integers(0, 12))):
