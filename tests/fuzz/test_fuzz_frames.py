@@ -535,8 +535,7 @@ def compressed_streams(draw: st.DrawFn) -> tuple[bytes, list[str | bytes]]:
 def test_hostile_compressed_frames_end_as_the_close_table_says(
     stream: tuple[bytes, list[str | bytes]], sizes: list[int], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """With permessage-deflate agreed: the valid messages first, then a documented ending
-    that the wire agrees with, and nothing loud, whatever the compressed payloads hold."""
+    """Deflate agreed: valid messages first, then a documented ending the wire agrees with."""
     caplog.clear()
     caplog.set_level(logging.INFO)
     data, valid = stream

@@ -124,8 +124,7 @@ async def ping_the_client(answered: list[tuple[int, bytes]]) -> None:
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=WIRE_BUG)
 def test_closed_says_the_code_sent_when_1003_meets_a_later_protocol_error() -> None:
-    """Binary to a text-only route, then a bad frame in the same write: the close frame the
-    client gets and the session's ``Closed`` name the same code."""
+    """Binary to a text-only route, then a bad frame: Closed and the close frame agree."""
     closed: list[wstrio.Closed] = []
 
     async def record(session: wstrio.Session) -> None:
@@ -158,9 +157,8 @@ async def exchange(request: bytes) -> bytes:
 
 @pytest.mark.parametrize("target", ["/ws/echo", "/healthz"])
 def test_content_length_with_transfer_encoding_is_400_and_closed(target: str) -> None:
-    """A request with both Content-Length and Transfer-Encoding is refused and the connection
-    closed (RFC 9112 6.1: a smuggling attempt), an upgrade as much as a plain request; the
-    request that follows it is never read."""
+    """Content-Length with Transfer-Encoding: 400, then close; the next request is unread."""
+    # RFC 9112 6.1: a request smuggling attempt, for an upgrade as much as a plain request
     smuggled = b"GET /healthz HTTP/1.1\r\nHost: wstrio.test\r\n\r\n"
     head = UPGRADE if target == "/ws/echo" else smuggled
     request = head[:-2] + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
