@@ -121,7 +121,9 @@ async def _upgrade(
     if refused is not None and hint is not None:
         refused = attrs.evolve(refused, message=f"{refused.message} (did you mean {hint}?)")
     if refused is not None:
-        response = raw_response(refused.status, refused.message, refused.headers)
+        response = raw_response(
+            refused.status, refused.message, refused.headers, head_only=head.method == "HEAD"
+        )
         await _send_quietly(admission, stream, response)
         return
     assert match is not None and isinstance(target, Route)

@@ -59,7 +59,7 @@ class NativeTransport:
     __slots__ = (
         "_bufsize", "_client", "_clock", "_close_sent", "_control", "_echo_queued", "_echoed",
         "_encoder",
-        "_ended", "_failed", "_fd", "_info", "_messages", "_parser", "_ping_ids", "_pings",
+        "_ended", "_failed", "_failed_code", "_fd", "_info", "_messages", "_parser", "_ping_ids", "_pings",
         "_pongs", "_read_done", "_reading", "_stream", "_tail", "_wake",
     )  # fmt: skip
 
@@ -100,6 +100,7 @@ class NativeTransport:
         self._ping_ids = itertools.count()
         self._ended: TransportClosed | None = None
         self._failed = b""  # our close frame, when the peer's data failed the connection
+        self._failed_code = 0  # its close code
         self._close_sent = False
         self._reading = False
         self._read_done = trio.Event()
@@ -135,7 +136,7 @@ class NativeTransport:
             self._read_done.set()
             self._read_done = trio.Event()
         if data is None:  # Config.frame_timeout: a policy, not a protocol error (1008)
-            self._failed = self._frame(OP_CLOSE, close_payload(*_FRAME_TIMEOUT[1:]))
+            self._fail(*_FRAME_TIMEOUT[1:])
             self._end(TransportClosed(*_FRAME_TIMEOUT))
         elif not data:
             self._end(TransportClosed(*_VANISHED))
@@ -165,8 +166,11 @@ class NativeTransport:
         if failure is not None and self._ended is None:
             too_big = failure.code == 1009
             ending = Ending.MESSAGE_TOO_BIG if too_big else Ending.PROTOCOL_ERROR
-            self._failed = self._frame(OP_CLOSE, close_payload(failure.code, failure.reason))
+            self._fail(failure.code, failure.reason)
             self._end(TransportClosed(ending, failure.code, failure.reason))
+
+    def _fail(self, code: int, reason: str) -> None:
+        self._failed, self._failed_code = self._frame(OP_CLOSE, close_payload(code, reason)), code
 
     def _peer_closed(self, close: CloseFrame) -> None:
         if self._close_sent or self._ended is not None:
@@ -200,7 +204,7 @@ class NativeTransport:
     # -- writing (the writer task) ---------------------------------------------------
     def set_writer_wakeup(self, wake: Callable[[], None]) -> None:
         self._wake = wake
-        if self._control:  # frames that came with the handshake asked for answers already
+        if self._control or self._pongs:  # frames that came with the handshake want answers
             wake()
 
     async def send(self, message: Message) -> None:
@@ -277,7 +281,10 @@ class NativeTransport:
             return ended  # the peer closed or vanished first: the wire wins
         while self._reading:  # the reader was cancelled; let it leave receive_some
             await self._read_done.wait()
-        frame = self._failed or self._frame(OP_CLOSE, close_payload(code, reason))
+        # The failure's own frame, unless the supervisor had decided another ending first
+        # (a 1003 for a message the route does not accept, say): the wire says what Closed says.
+        failed = self._failed if self._failed_code == code else b""
+        frame = failed or self._frame(OP_CLOSE, close_payload(code, reason))
         frame, self._tail = self._tail + frame, b""
         self._close_sent = True
         try:
