@@ -170,12 +170,6 @@ def test_the_parser_reads_any_chunking_of_a_valid_stream_the_same(
 
 
 # -- the server, end to end ------------------------------------------------------------------
-#: False while pings that arrive with the handshake (in the bytes h11 read past the head) are
-#: answered only when the writer wakes for something else (wstrio/_wire/native.py,
-#: ``set_writer_wakeup`` wakes it for ``_control`` but not for ``_pongs``): when no close
-#: frame follows, their pongs are never sent. test_fuzz_regressions.py holds the strict xfail
-#: that flips when it is fixed; then set this to True.
-PONGS_OWED_AT_THE_UPGRADE_ARE_SENT = False
 #: At most this many pieces end to end (each is a round of the scheduler); the last takes the rest.
 PIECES = 300
 SERVER_CONFIG = wstrio.Config(ping_interval=None, max_message_size=2**20)
@@ -276,11 +270,8 @@ def test_the_server_reads_any_chunking_of_a_valid_client_stream_the_same(
         whole = trio.run(through_server, request, plan, [], clock=clock)
         clock = trio.testing.MockClock(autojump_threshold=0)
         split = trio.run(through_server, request, plan, sizes, clock=clock)
-        if PONGS_OWED_AT_THE_UPGRADE_ARE_SENT or plan.close is not None:
-            assert whole == split
-            assert split.pongs == plan.pings
-        else:  # the known bug: compare the rest
-            assert attrs.evolve(whole, pongs=[]) == attrs.evolve(split, pongs=[])
+        assert whole == split
+        assert split.pongs == plan.pings
         assert split.messages == plan.messages
         if plan.close is None:
             assert split.closed == wstrio.Closed(wstrio.Ending.PEER_VANISHED, 1006, "")
@@ -395,11 +386,8 @@ def test_the_client_reads_any_chunking_of_a_valid_server_stream_the_same(
         whole = trio.run(through_client, offered, answer, plan, [], clock=clock)
         clock = trio.testing.MockClock(autojump_threshold=0)
         split = trio.run(through_client, offered, answer, plan, sizes, clock=clock)
-        if PONGS_OWED_AT_THE_UPGRADE_ARE_SENT or plan.close is not None:
-            assert whole == split
-            assert split.pongs == plan.pings
-        else:  # the known bug: compare the rest
-            assert attrs.evolve(whole, pongs=[]) == attrs.evolve(split, pongs=[])
+        assert whole == split
+        assert split.pongs == plan.pings
         assert split.messages == plan.messages
         if plan.close is None:
             assert split.closed == wstrio.Closed(wstrio.Ending.PEER_VANISHED, 1006, "")

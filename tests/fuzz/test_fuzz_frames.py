@@ -393,14 +393,6 @@ async def against_client(data: bytes, sizes: list[int]) -> Seen:
     return Seen(got, session.closed, [(frame.opcode, frame.payload) for frame in frames])
 
 
-#: False while a session that ends with 1003 (a message of the wrong type) after the parser
-#: already failed on later frames of the same read sends the parser's close frame (1002,
-#: 1007 or 1009) yet reports 1003 in ``Closed`` (wstrio/_wire/native.py, ``close()``: it
-#: sends ``_failed`` and returns None, so the supervisor never learns the wire differs).
-#: test_fuzz_regressions.py holds the strict xfail; set this to True once it is fixed.
-CLOSED_SAYS_WHAT_THE_WIRE_SAYS_AFTER_1003 = False
-
-
 def check_ending(seen: Seen, expected: Outcome | None = None) -> None:
     """The ending is in the close table with its documented code, and the wire agrees: one
     close frame, last, with ``Closed``'s code and reason (none when the peer vanished)."""
@@ -415,11 +407,6 @@ def check_ending(seen: Seen, expected: Outcome | None = None) -> None:
         return
     assert len(closes) == 1 and seen.sent[-1][0] == 0x8, seen.sent
     code = struct.unpack("!H", closes[0][:2])[0] if closes[0] else 1005
-    if closed.ending is Ending.UNSUPPORTED_DATA and not CLOSED_SAYS_WHAT_THE_WIRE_SAYS_AFTER_1003:
-        assert expected is not None
-        failures = {code for ending, code in expected.endings if ending in _FAILURES}
-        assert code in {1003} | failures, (closed, closes[0])  # the known bug, and only it
-        return
     assert code == closed.code, (closed, closes[0])
     if closed.ending is not Ending.PEER_CLOSED:  # an echo carries the code alone
         assert closes[0][2:].decode() == closed.reason

@@ -93,11 +93,6 @@ class Request:
         return attrs.evolve(self, headers=(*self.headers, *headers))
 
 
-#: False while a HEAD upgrade request's 405 carries content (wstrio/_http/front.py, ``_upgrade``
-#: builds it with ``raw_response`` and no ``head_only``): the answer is then read as if to a
-#: GET. test_fuzz_regressions.py holds the strict xfail; set this to True once it is fixed.
-HEAD_REFUSALS_CARRY_NO_CONTENT = False
-
 UPGRADED = frozenset({101})
 EITHER = frozenset({101, 400})  # the RFCs let a server accept or refuse it
 Change = Callable[[st.DrawFn, Request], Request]
@@ -332,14 +327,11 @@ def answers(reply: bytes, method: bytes = b"GET") -> list[Answer]:
 
 def read_answers(reply: bytes, method: bytes) -> list[Answer]:
     """:func:`answers` by the rules of ``method``; for a HEAD, by GET's too where the server
-    may send content: a 400, 413, 431, 501 or 505 can come before h11 read any method, and
-    a HEAD upgrade's 405 carries content while HEAD_REFUSALS_CARRY_NO_CONTENT is False."""
+    may send content: a 400, 413, 431, 501 or 505 can come before h11 read any method."""
     try:
         return answers(reply, method)
     except AssertionError:
         lenient = {b"400", b"413", b"431", b"501", b"505"}
-        if not HEAD_REFUSALS_CARRY_NO_CONTENT:
-            lenient.add(b"405")
         final = re.sub(rb"^(HTTP/1\.1 100 [^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n)+", b"", reply)
         if method != b"HEAD" or final[9:12] not in lenient:
             raise

@@ -1,8 +1,7 @@
 """What the fuzz targets found, one test each, kept as plain regression tests.
 
-A bug in a file this folder does not own is a strict ``xfail`` naming the file and the
-cause: it turns into a failure (XPASS) once fixed, so the mark and the workaround in the
-fuzz target go with it.
+Each failed before its fix (the pongs owed at the upgrade, the close frame after a 1003,
+a HEAD refusal's content, the Content-Length with Transfer-Encoding).
 """
 
 from __future__ import annotations
@@ -22,20 +21,7 @@ import wstrio
 from wstrio._http.parse import raw_response
 from wstrio.testing import memory_stream_pair, open_memory_server
 
-PONG_BUG = (
-    "wstrio/_wire/native.py: set_writer_wakeup() wakes the writer when _control holds frames,"
-    " not when _pongs does, so a ping parsed from the bytes read with the handshake owes a"
-    " pong nobody sends until the writer wakes for something else"
-)
-WIRE_BUG = (
-    "wstrio/_wire/native.py: close() sends the parser's failure frame (_failed) instead of the"
-    " supervisor's close, and returns None, so Closed says 1003 while the peer got 1002"
-)
 T = TypeVar("T")
-HEAD_BUG = (
-    "wstrio/_http/front.py: _upgrade() answers a refused upgrade with raw_response(...) without"
-    " head_only=(head.method == 'HEAD'), so a HEAD request's 405 carries content"
-)
 UPGRADE = (
     "GET /ws/echo HTTP/1.1\r\nHost: wstrio.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -64,7 +50,6 @@ async def wait(session: wstrio.Session) -> None:
             pass
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=PONG_BUG)
 def test_a_ping_sent_with_the_upgrade_request_is_answered() -> None:
     """A ping in the same write as the upgrade request gets its pong at once."""
 
@@ -80,7 +65,6 @@ def test_a_ping_sent_with_the_upgrade_request_is_answered() -> None:
     assert [(f.opcode, f.payload) for f in read_frames(rest)[0]] == [(0xA, b"hi")]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=PONG_BUG)
 def test_a_ping_sent_with_the_101_is_answered_by_the_client() -> None:
     """A ping in the same write as the server's 101 gets the client's pong at once."""
     answered: list[tuple[int, bytes]] = []
@@ -122,7 +106,6 @@ async def ping_the_client(answered: list[tuple[int, bytes]]) -> None:
             await read.wait()  # the server reads for 5 s of MockClock time
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=WIRE_BUG)
 def test_closed_says_the_code_sent_when_1003_meets_a_later_protocol_error() -> None:
     """Binary to a text-only route, then a bad frame: Closed and the close frame agree."""
     closed: list[wstrio.Closed] = []
@@ -175,7 +158,6 @@ def test_a_raw_response_to_head_has_the_head_alone() -> None:
     assert whole[len(head) :] == b"a WebSocket handshake is a GET\n"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=HEAD_BUG)
 def test_a_head_upgrade_gets_a_405_without_content() -> None:
     """HEAD with the upgrade headers: 405 with Allow, and no content (RFC 9110 9.3.2)."""
     reply = on_mock_clock(functools.partial(exchange, b"HEAD" + UPGRADE[3:]))
