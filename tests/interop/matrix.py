@@ -109,20 +109,9 @@ REASONS = {
     ("Chromium", "ping from client"): "the browser's WebSocket API has no way to send a ping",
 }
 #: wstrio bugs the matrix shows, by name: the cells where each shows, and what it is. A cell
-#: listed here must fail with a timeout (the bug), and the test fails once it passes.
-KNOWN_BUGS = {
-    "B1": (
-        {("client", "ping right after the 101")},
-        "wstrio's client does not answer a ping that arrives in the same read as the 101 "
-        "until it writes something else (a message, its heartbeat's ping, its close): the "
-        "pong is queued while `NativeTransport` is built from the bytes that came with the 101, "
-        "before the writer exists, and `NativeTransport.set_writer_wakeup` (wstrio/_wire/"
-        "native.py) wakes the new writer for queued `_control` frames but not for queued "
-        "`_pongs`. A server whose ping timeout is shorter than the client's ping interval then "
-        "drops the connection. The same servers, without the held-back read, hit it now and "
-        "then on this machine",
-    ),
-}
+#: listed here must fail with a timeout (the bug), and the test fails once it passes. (B1, a
+#: ping in the same read as the 101 left unanswered, was fixed in wstrio/_wire/native.py.)
+KNOWN_BUGS: dict[str, tuple[set[tuple[str, str]], str]] = {}  # none at present
 #: Close codes a peer's API refuses to send, and why.
 REFUSED = {
     ("Chromium", 1001): "the WebSocket API lets a script close only with 1000 or 3000-4999 "
