@@ -160,7 +160,7 @@ class Supervisor:
         self._inbox_send.close()
         self.outbox.close()
         if not CLOSE_TABLE[ending].drain:
-            self._writer.stop()
+            self._writer.scope.cancel()
             self.outbox.clear_backlog()
         if ending not in _HANDLER_DONE:
             grace = self._config.close_timeout

@@ -45,7 +45,6 @@ class Writer:
         self.in_send = False  # a write is under way, or was cut short (the stream is unusable)
         self._idle: trio.CancelScope | None = None  # set while waiting for the outbox
         self._woken = False  # a control frame waits: write even with no message
-        self._stopping = False  # stop once the write under way is done
         self._direct = self._write_now if transport.writes_now else None
         transport.set_writer_wakeup(self.wake)
 
@@ -69,16 +68,6 @@ class Writer:
         finally:
             self.done.set()
         return None
-
-    def stop(self) -> None:
-        """Stop at once for a decision that does not drain; a write under way may finish
-        first (within the write timeout), since cutting it short leaves the stream unable to
-        carry the close frame (a peer would see 1006 for a protocol error it caused)."""
-        if not self.in_send:
-            self.scope.cancel()
-            return
-        self._stopping = True
-        self.scope.deadline = min(self.scope.deadline, trio.current_time() + self._timeout)
 
     def wake(self) -> None:
         """The transport has a control frame to send: write, even with no message."""
@@ -147,8 +136,6 @@ class Writer:
         self.in_send = True
         await self._transport.send_many(batch)
         self.in_send = False
-        if self._stopping:
-            self.scope.cancel()  # a decision that does not drain came during the write
         counters = self._counters
         counters.messages_out += len(batch)
         for message in batch:

@@ -49,6 +49,7 @@ from .streams import direct_fd
 
 _EXPECTED_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 _MAX_PONGS = 16
+_CONTROL_WRITE = 1.0  # seconds a write of control frames alone may take once cancelled
 _VANISHED = (Ending.PEER_VANISHED, 1006, "")
 _FRAME_TIMEOUT = (Ending.FRAME_TIMEOUT, 1008, "frame timeout")
 
@@ -58,9 +59,8 @@ class NativeTransport:
 
     __slots__ = (
         "_bufsize", "_client", "_clock", "_close_sent", "_control", "_echo_queued", "_echoed",
-        "_encoder",
-        "_ended", "_failed", "_failed_code", "_fd", "_info", "_messages", "_parser", "_ping_ids", "_pings",
-        "_pongs", "_read_done", "_reading", "_stream", "_tail", "_wake",
+        "_encoder", "_ended", "_failed", "_failed_code", "_fd", "_info", "_messages", "_parser",
+        "_ping_ids", "_pings", "_pongs", "_read_done", "_reading", "_stream", "_tail", "_wake",
     )  # fmt: skip
 
     def __init__(
@@ -236,11 +236,13 @@ class NativeTransport:
         if self._pongs:
             out[:0] = self._pongs
             self._pongs.clear()
+        data_frames = bool(self._tail)
         if self._tail:  # the rest of a frame write_now began
             out.insert(0, self._tail)
             self._tail = b""
         carries_echo, self._echo_queued = self._echo_queued, False
         if messages and self._ended is None and not self._close_sent:
+            data_frames = True
             for message in messages:
                 out.append(self._encoder.frame(message))
         if not out:
@@ -248,8 +250,18 @@ class NativeTransport:
                 raise self._ended
             await trio.lowlevel.checkpoint()
             return
+        data = out[0] if len(out) == 1 else b"".join(out)
         try:
-            await self._stream.send_all(out[0] if len(out) == 1 else b"".join(out))
+            if not data_frames:
+                # Control frames alone (pongs, the close echo): a few bytes, written whole
+                # even if a decision cancels the writer meanwhile, so the stream can still
+                # carry our close frame; bounded, since a peer may have stopped reading.
+                with trio.CancelScope(shield=True), trio.move_on_after(_CONTROL_WRITE) as cut:
+                    await self._stream.send_all(data)
+                if cut.cancelled_caught:
+                    raise trio.BrokenResourceError("a control frame could not be written")
+            else:
+                await self._stream.send_all(data)
         except _EXPECTED_ERRORS:
             self._end(TransportClosed(*_VANISHED))
             assert self._ended is not None
