@@ -36,6 +36,7 @@ from typing import Any
 import trio
 
 from bench import harness
+from wstrio._cli.report import percentile
 
 ROOM, SEND = "/ws/room", "/ws/send"
 CONFIGS = {  # name -> (servers, bus, history)
@@ -143,10 +144,7 @@ async def _connected(wstrio: Any, url: str, task_status: trio.TaskStatus[Any]) -
 
 
 def _pct(values: list[float], q: int) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]
+    return percentile(sorted(values), q) if values else float("nan")
 
 
 # -- the re-subscription bound: python -m bench.bus resubscribe ---------------------

@@ -23,23 +23,13 @@ from typing import Any
 import matrix
 import pytest
 import trio
+from chromium import CHROMIUM, CHROMIUM_ARGS
 from interop_peers import MAX_MESSAGE, Conn, Message, PeerClosed, run_checks
 from interop_support import HERE, NODE_DIR, PeerServer, ThreadServer, run_client
 from playwright.sync_api import sync_playwright
 
 import wstrio
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [  # as tests/system/test_browser.py starts it: nothing reaches out
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PEERS_PY = str(HERE / "interop_peers.py")
 PYTHON_IMPL = {
     "websockets (asyncio)": "websockets-asyncio",

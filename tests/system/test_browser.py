@@ -19,23 +19,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS
 from helpers import free_port
 from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
 from websockets.sync.client import connect as websocket_connect
 
 from wstrio.testing import RedisServer
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SERVER = [sys.executable, "-m", "wstrio", "--log-level", "WARNING"]
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_MS = 5_000  # every Playwright action and expectation

@@ -4,15 +4,11 @@ one port, until Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import functools
-import importlib.util
 import socket
 import ssl
 import sys
-import urllib.parse
-from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
@@ -32,6 +28,7 @@ from .._workers.pool import WorkersFailed
 from .._workers.worker import Worker, serve_worker
 from . import logs
 from .app import AppError, build_app, find_app
+from .bus import bus_of, carrying
 from .common import DEFAULTS, HelpFormatter, fail, log_level, port_number, seconds_or_off
 from .logs import FORMATS
 
@@ -232,34 +229,6 @@ def _chat(args: argparse.Namespace, bus: RedisBus | None) -> Chat:
     return Chat(hub, max_text=args.chat_max_text, history=args.chat_history)
 
 
-def _bus(args: argparse.Namespace) -> RedisBus | None:
-    """The Redis bus ``--redis`` asks for; ValueError for a usage error."""
-    if args.redis is None:
-        if args.redis_optional:
-            raise ValueError("--redis-optional goes with --redis URL")
-        return None
-    if args.app is not None:
-        raise ValueError("--redis shares the built-in chat's rooms; an APP makes its own"
-                         " wstrio.RedisBus")  # fmt: skip
-    if urllib.parse.urlsplit(args.redis).scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(f"--redis {args.redis}: a Redis URL starts with redis://, rediss://"
-                         " or unix://")  # fmt: skip
-    if importlib.util.find_spec("coredis") is None:
-        raise ValueError("--redis needs the redis extra: pip install 'wstrio[redis]'")
-    return RedisBus(args.redis, optional=args.redis_optional)
-
-
-@contextlib.asynccontextmanager
-async def _carrying(bus: RedisBus | None, server: Server) -> AsyncIterator[None]:
-    """Run ``bus`` (if any) around serving, shown in ``server``'s /healthz and /metrics."""
-    if bus is None:
-        yield
-        return
-    bus.install(server)
-    async with bus:
-        yield
-
-
 def _announce(args: argparse.Namespace, port: int, tls: bool, dashboard: bool) -> None:
     """Print where the server listens (what users and tests read first)."""
     scheme, web = ("wss", "https") if tls else ("ws", "http")
@@ -290,7 +259,7 @@ async def _serve(
         serve_until_signalled, server, host=args.host, port=args.port, ssl_context=tls
     )
     try:
-        async with _carrying(bus, server), trio.open_nursery() as nursery:  # until a signal
+        async with carrying(bus, server), trio.open_nursery() as nursery:  # until a signal
             port = await nursery.start(serve)
             dashboard = config.dashboard and not isinstance(found, Server)
             _announce(args, port, tls is not None, dashboard)
@@ -318,7 +287,7 @@ def _prepare(args: argparse.Namespace) -> Prepared | int:
         if args.allowed_origin:
             fields["allowed_origins"] = "*" if "*" in args.allowed_origin else args.allowed_origin
         config = attrs.evolve(DEFAULTS, **fields)
-        bus = _bus(args)
+        bus = bus_of(args)
     except ValueError as exc:
         return fail(str(exc), 2)
     try:
@@ -392,7 +361,7 @@ def _worker(args: argparse.Namespace, worker: Worker) -> None:
 
     async def main() -> None:
         server = _server(args, config, found)
-        async with _carrying(bus, server):
+        async with carrying(bus, server):
             await serve_worker(server, worker, ssl_context=tls)
 
     try:
